@@ -1,0 +1,62 @@
+"""batch-llm: run LLM and embedding calls through the providers' Batch APIs at batch price.
+
+The framework wrappers (``langchain_batch_llm``, ``llama_index.llms.batch_llm``,
+``llama_index.embeddings.batch_llm``) are what most users touch. This package is the
+framework-agnostic core they share: the scheduler that turns many requests into few provider
+batches, the provider adapters, and the offline emulator (``batch_llm.emulator``).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._config import Config
+from ._errors import (
+    BatchCancelledError,
+    BatchError,
+    BatchExpiredError,
+    BatchFailedError,
+    BatchLLMError,
+    InvalidRequestError,
+    MissingResultError,
+    RequestTooLargeError,
+    SchedulerClosedError,
+    UnknownProviderError,
+    UnsupportedEndpointError,
+)
+from ._futures import RequestFuture, gather, wait
+from ._poll import PollPolicy
+from ._scheduler import BatchRecord, Scheduler, get_scheduler, set_scheduler
+from .providers import OpenAIProvider, Provider, resolve_provider
+
+try:
+    __version__ = version("batch-llm")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BatchCancelledError",
+    "BatchError",
+    "BatchExpiredError",
+    "BatchFailedError",
+    "BatchLLMError",
+    "BatchRecord",
+    "Config",
+    "InvalidRequestError",
+    "MissingResultError",
+    "OpenAIProvider",
+    "PollPolicy",
+    "Provider",
+    "RequestFuture",
+    "RequestTooLargeError",
+    "Scheduler",
+    "SchedulerClosedError",
+    "UnknownProviderError",
+    "UnsupportedEndpointError",
+    "__version__",
+    "gather",
+    "get_scheduler",
+    "resolve_provider",
+    "set_scheduler",
+    "wait",
+]

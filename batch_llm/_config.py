@@ -1,0 +1,70 @@
+"""Settings read from constructor arguments first, then ``BATCH_LLM_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = ["Config"]
+
+_DEFAULT_WINDOW = 3.0
+_DEFAULT_POLL_INTERVAL = 1.0
+_DEFAULT_POLL_MAX = 300.0
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Scheduler settings.
+
+    Attributes:
+        window: seconds a queue collects single calls before it is submitted
+            (``BATCH_LLM_WINDOW``). Fan-outs flush explicitly and never wait for it.
+        poll_interval: the first poll interval in seconds (``BATCH_LLM_POLL_INTERVAL``).
+        poll_max: the longest poll interval in seconds (``BATCH_LLM_POLL_MAX``).
+        journal: where the journal lives (``BATCH_LLM_JOURNAL``); reserved.
+    """
+
+    window: float = _DEFAULT_WINDOW
+    poll_interval: float = _DEFAULT_POLL_INTERVAL
+    poll_max: float = _DEFAULT_POLL_MAX
+    journal: str | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        window: float | None = None,
+        poll_interval: float | None = None,
+        poll_max: float | None = None,
+        journal: str | None = None,
+    ) -> Config:
+        """Build a config where explicit arguments win over the environment."""
+        return cls(
+            window=window
+            if window is not None
+            else _env_float("BATCH_LLM_WINDOW", _DEFAULT_WINDOW),
+            poll_interval=(
+                poll_interval
+                if poll_interval is not None
+                else _env_float("BATCH_LLM_POLL_INTERVAL", _DEFAULT_POLL_INTERVAL)
+            ),
+            poll_max=(
+                poll_max
+                if poll_max is not None
+                else _env_float("BATCH_LLM_POLL_MAX", _DEFAULT_POLL_MAX)
+            ),
+            journal=journal if journal is not None else os.environ.get("BATCH_LLM_JOURNAL"),
+        )

@@ -1,0 +1,72 @@
+"""Errors that batch-llm raises itself.
+
+Errors that a provider reports for one request are raised as that provider SDK's own exception
+types (``openai.BadRequestError`` and so on), so that callers cannot tell a batched call from a
+realtime one. The types here cover what only exists because of batching: a batch that failed
+validation, expired, or was cancelled, and input rejected before anything was submitted.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BatchCancelledError",
+    "BatchError",
+    "BatchExpiredError",
+    "BatchFailedError",
+    "BatchLLMError",
+    "InvalidRequestError",
+    "MissingResultError",
+    "RequestTooLargeError",
+    "SchedulerClosedError",
+    "UnknownProviderError",
+    "UnsupportedEndpointError",
+]
+
+
+class BatchLLMError(Exception):
+    """Base class of every error batch-llm raises itself."""
+
+
+class InvalidRequestError(BatchLLMError, ValueError):
+    """A request was rejected before submission; nothing was sent for it."""
+
+
+class UnknownProviderError(InvalidRequestError):
+    """The provider name is not one batch-llm knows."""
+
+
+class UnsupportedEndpointError(InvalidRequestError):
+    """The provider cannot run this endpoint through its Batch API."""
+
+
+class RequestTooLargeError(InvalidRequestError):
+    """A single request is larger than a whole batch may be."""
+
+
+class SchedulerClosedError(BatchLLMError, RuntimeError):
+    """The scheduler was closed before the request could be submitted."""
+
+
+class BatchError(BatchLLMError):
+    """A request did not get an answer because of what happened to its batch."""
+
+    def __init__(self, message: str, *, batch_id: str | None = None, custom_id: str | None = None):
+        super().__init__(message)
+        self.batch_id = batch_id
+        self.custom_id = custom_id
+
+
+class BatchFailedError(BatchError):
+    """The provider rejected the whole batch (for example, it failed validation)."""
+
+
+class BatchExpiredError(BatchError):
+    """The batch ran out of time before this request was processed."""
+
+
+class BatchCancelledError(BatchError):
+    """The batch was cancelled before this request was processed."""
+
+
+class MissingResultError(BatchError):
+    """The batch ended but returned no line at all for this request."""

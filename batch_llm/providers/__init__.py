@@ -1,0 +1,58 @@
+"""Provider adapters and the registry that turns a name like ``"openai"`` into one."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import UnknownProviderError
+from ._base import BatchState, BatchStatus, Limits, Outcome, Prepared, Provider, encode_body
+from ._openai import OpenAIProvider
+
+__all__ = [
+    "BatchState",
+    "BatchStatus",
+    "Limits",
+    "OpenAIProvider",
+    "Outcome",
+    "Prepared",
+    "Provider",
+    "encode_body",
+    "known_providers",
+    "register_provider",
+    "resolve_provider",
+]
+
+_factories: dict[str, Callable[..., Provider]] = {"openai": OpenAIProvider}
+_interned: dict[Provider, Provider] = {}
+_lock = threading.Lock()
+
+
+def register_provider(name: str, factory: Callable[..., Provider]) -> None:
+    """Make ``resolve_provider(name, **options)`` build adapters with ``factory(**options)``."""
+    with _lock:
+        _factories[name] = factory
+
+
+def known_providers() -> list[str]:
+    """The provider names ``resolve_provider`` accepts."""
+    return sorted(_factories)
+
+
+def resolve_provider(spec: str | Provider, **options: Any) -> Provider:
+    """Turn a provider name (plus client options) or an adapter into an adapter.
+
+    Adapters with equal settings are interned, so every caller with the same credentials and
+    endpoint reuses one SDK client and feeds the same queues.
+    """
+    if isinstance(spec, Provider):
+        return spec
+    factory = _factories.get(spec) if isinstance(spec, str) else None
+    if factory is None:
+        raise UnknownProviderError(
+            f"unknown provider {spec!r}; known providers: {', '.join(known_providers())}"
+        )
+    provider = factory(**options)
+    with _lock:
+        return _interned.setdefault(provider, provider)

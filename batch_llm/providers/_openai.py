@@ -1,0 +1,329 @@
+"""OpenAI Batch API adapter; also serves OpenAI-compatible servers through ``base_url``.
+
+One batch holds one endpoint and one model. Requests go up as a JSONL file (``/v1/files``),
+the batch is created with ``/v1/batches``, and results come back in an output file and an error
+file whose lines are matched to callers by ``custom_id`` (their order is not guaranteed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import os
+import weakref
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import (
+    BatchCancelledError,
+    BatchError,
+    BatchExpiredError,
+    InvalidRequestError,
+    UnsupportedEndpointError,
+)
+from ._base import BatchState, BatchStatus, Limits, Outcome, Prepared, Provider, encode_body
+from ._sdk import http_module_of, iter_json_chunks, shared_ssl_context
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+__all__ = ["OpenAIProvider"]
+
+CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+RESPONSES = "/v1/responses"
+COMPLETIONS = "/v1/completions"
+_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, RESPONSES, COMPLETIONS})
+
+# Room for the envelope around each body: custom_id (at most 64 chars), method, url.
+_ENVELOPE = len(b'{"custom_id":"","method":"POST","url":"","body":}\n') + 64
+
+_STATES: dict[str, tuple[BatchState, Outcome | None]] = {
+    "validating": ("validating", None),
+    "in_progress": ("in_progress", None),
+    "finalizing": ("finalizing", None),
+    "cancelling": ("cancelling", None),
+    "completed": ("ended", "completed"),
+    "failed": ("ended", "failed"),
+    "expired": ("ended", "expired"),
+    "cancelled": ("ended", "cancelled"),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def normalize_endpoint(endpoint: str) -> str:
+    """Accept ``chat/completions``, ``/chat/completions`` or ``/v1/chat/completions``."""
+    path = "/" + endpoint.strip().lstrip("/")
+    if not path.startswith("/v1/"):
+        path = "/v1" + path
+    return path.rstrip("/")
+
+
+class OpenAIProvider(Provider):
+    """OpenAI's Batch API, or any server that speaks it.
+
+    Args:
+        api_key: defaults to ``OPENAI_API_KEY``.
+        base_url: defaults to ``OPENAI_BASE_URL``, else the OpenAI API; it includes ``/v1``.
+        organization, project, default_headers, timeout, max_retries: passed to the SDK client.
+        completion_window: the batch's window; ``"24h"`` on OpenAI, some compatible servers
+            accept shorter ones.
+        file_purpose: the upload's ``purpose``; ``"batch"`` on OpenAI.
+        max_requests, max_bytes, max_embedding_inputs: per-batch limits, for servers whose
+            limits are lower than OpenAI's.
+        client: an ``AsyncOpenAI`` to use instead of building one.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        completion_window: str = "24h",
+        file_purpose: str = "batch",
+        max_requests: int = 50_000,
+        max_bytes: int = 200_000_000,
+        max_embedding_inputs: int = 50_000,
+        client: AsyncOpenAI | None = None,
+    ) -> None:
+        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/") or None
+        self._organization = organization
+        self._project = project
+        self._default_headers = dict(default_headers or {})
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self.completion_window = completion_window
+        self.file_purpose = file_purpose
+        self._limits = Limits(max_requests, max_bytes)
+        self._embedding_limits = Limits(max_requests, max_bytes, max_embedding_inputs)
+        self._client = client
+        if client is None:
+            shared_ssl_context()  # pay the one-time TLS set-up here, not on the first batch
+        # An async client's connection pool belongs to the event loop it first ran on, and
+        # one adapter may serve several schedulers (each with its own loop): one client a loop.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Two adapters with the same settings share queues, so equality must cover every
+        # setting that changes where or how a batch is sent. The key is hashed, never kept
+        # in a form that could be printed.
+        key_digest = hashlib.sha256((self._api_key or "").encode()).hexdigest()[:16]
+        self._identity: Hashable = (
+            self.name,
+            key_digest,
+            self._base_url,
+            organization,
+            project,
+            tuple(sorted(self._default_headers.items())),
+            completion_window,
+            file_purpose,
+            max_requests,
+            max_bytes,
+            max_embedding_inputs,
+            id(client) if client is not None else None,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OpenAIProvider) and other._identity == self._identity
+
+    def __hash__(self) -> int:
+        return hash(self._identity)
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider(base_url={self._base_url!r})"
+
+    def describe(self) -> str:
+        return f"openai({self._base_url or 'api.openai.com'})"
+
+    @property
+    def client(self) -> AsyncOpenAI:
+        """The SDK client for the running event loop, built on first use."""
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+            kwargs: dict[str, Any] = {
+                "http_client": DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+                "api_key": self._api_key,
+                "base_url": self._base_url,
+                "organization": self._organization,
+                "project": self._project,
+                "default_headers": self._default_headers or None,
+            }
+            if self._timeout is not None:
+                kwargs["timeout"] = self._timeout
+            if self._max_retries is not None:
+                kwargs["max_retries"] = self._max_retries
+            client = self._clients[loop] = AsyncOpenAI(**kwargs)
+        return client
+
+    # -- on the caller's thread ---------------------------------------------------------------
+
+    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Prepared:
+        path = normalize_endpoint(endpoint)
+        if path not in _ENDPOINTS:
+            raise UnsupportedEndpointError(
+                f"openai cannot batch {endpoint!r}; it batches {', '.join(sorted(_ENDPOINTS))}"
+            )
+        data = encode_body(body)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequestError(f"a request to {path} needs a 'model' string")
+        if body.get("stream"):
+            raise InvalidRequestError("stream=True cannot run in a batch; batches do not stream")
+        inputs = 1
+        if path == EMBEDDINGS:
+            value = body.get("input")
+            if value is None or value == "" or value == []:
+                raise InvalidRequestError("an embeddings request needs a non-empty 'input'")
+            if isinstance(value, list) and value and not isinstance(value[0], int):
+                inputs = len(value)
+        return Prepared(
+            key=(path, model),
+            endpoint=path,
+            data=data,
+            nbytes=len(data) + len(path) + _ENVELOPE,
+            inputs=inputs,
+        )
+
+    def limits(self, key: Hashable) -> Limits:
+        endpoint = key[0] if isinstance(key, tuple) else None
+        return self._embedding_limits if endpoint == EMBEDDINGS else self._limits
+
+    # -- on the scheduler's loop --------------------------------------------------------------
+
+    async def submit(
+        self, key: Hashable, lines: Sequence[Prepared], metadata: Mapping[str, str]
+    ) -> BatchStatus:
+        endpoint = lines[0].endpoint
+        url = endpoint.encode()
+        parts: list[bytes] = []
+        for line in lines:
+            parts += (
+                b'{"custom_id":"',
+                line.custom_id.encode(),
+                b'","method":"POST","url":"',
+                url,
+                b'","body":',
+                line.data,
+                b"}\n",
+            )
+        payload = b"".join(parts)
+        del parts
+        uploaded = await self.client.files.create(
+            file=("batch-llm.jsonl", payload, "application/jsonl"),
+            purpose=self.file_purpose,  # type: ignore[arg-type]
+        )
+        del payload
+        batch = await self.client.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=endpoint,  # type: ignore[arg-type]
+            completion_window=self.completion_window,  # type: ignore[arg-type]
+            metadata=_clip_metadata(metadata) or None,
+        )
+        return self._status(batch)
+
+    async def poll(self, status: BatchStatus) -> BatchStatus:
+        return self._status(await self.client.batches.retrieve(status.batch_id))
+
+    async def cancel(self, status: BatchStatus) -> BatchStatus:
+        return self._status(await self.client.batches.cancel(status.batch_id))
+
+    async def results(self, status: BatchStatus) -> AsyncIterator[list[tuple[str, Any]]]:
+        batch = status.handle
+        endpoint = getattr(batch, "endpoint", None) or CHAT
+        outcome = self._outcome
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            async with self.client.files.with_streaming_response.content(file_id) as response:
+                async for rows in iter_json_chunks(response.iter_bytes()):
+                    yield [
+                        (row["custom_id"], outcome(row, status.batch_id, endpoint))
+                        for row in rows
+                        if isinstance(row.get("custom_id"), str)
+                    ]
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _status(self, batch: Any) -> BatchStatus:
+        state, outcome = _STATES.get(batch.status, ("in_progress", None))
+        counts = batch.request_counts
+        reason = None
+        if outcome == "failed":
+            errors = getattr(batch.errors, "data", None) or []
+            reason = "; ".join(_describe_batch_error(e) for e in errors) or "no reason given"
+        return BatchStatus(
+            batch_id=batch.id,
+            state=state,
+            raw_status=batch.status,
+            total=counts.total if counts else 0,
+            succeeded=counts.completed if counts else 0,
+            failed=counts.failed if counts else 0,
+            outcome=outcome,
+            reason=reason,
+            handle=batch,
+        )
+
+    def _outcome(self, row: Mapping[str, Any], batch_id: str, endpoint: str) -> Any:
+        response = row.get("response")
+        custom_id = row.get("custom_id")
+        if response:
+            status_code = response.get("status_code") or 0
+            if 200 <= status_code < 300:
+                return response.get("body")
+            return self._status_error(
+                int(status_code), response.get("body"), response.get("request_id"), endpoint
+            )
+        error = row.get("error") or {}
+        code = error.get("code") or "unknown"
+        message = f"{error.get('message') or 'request was not run'} (batch {batch_id}, {code})"
+        if code == "batch_expired":
+            return BatchExpiredError(message, batch_id=batch_id, custom_id=custom_id)
+        if code == "batch_cancelled":
+            return BatchCancelledError(message, batch_id=batch_id, custom_id=custom_id)
+        return BatchError(message, batch_id=batch_id, custom_id=custom_id)
+
+    def _status_error(
+        self, status_code: int, body: Any, request_id: str | None, endpoint: str
+    ) -> BaseException:
+        """The exception the SDK raises when the realtime call answers this status and body."""
+        client = self.client
+        httpx = http_module_of(client)
+        url = str(client.base_url).rstrip("/") + endpoint.removeprefix("/v1")
+        headers = {"x-request-id": request_id} if request_id else {}
+        response = httpx.Response(
+            status_code, json=body, headers=headers, request=httpx.Request("POST", url)
+        )
+        return client._make_status_error_from_response(response)
+
+
+def _describe_batch_error(error: Any) -> str:
+    line = f"line {error.line}: " if getattr(error, "line", None) is not None else ""
+    code = f" ({error.code})" if getattr(error, "code", None) else ""
+    return f"{line}{getattr(error, 'message', None) or 'error'}{code}"
+
+
+def _clip_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """OpenAI takes at most 16 pairs, keys up to 64 and values up to 512 characters."""
+    clipped: dict[str, str] = {}
+    for key, value in list(metadata.items())[:16]:
+        clipped[str(key)[:64]] = str(value)[:512]
+    return clipped
