@@ -1,0 +1,747 @@
+"""OpenAI's routes: Files, Batches, and realtime chat completions, embeddings and responses.
+
+Batch lines are answered by the same functions as realtime calls (``_openai_shapes.respond``),
+and the answers are spliced into the output and error files as already-encoded bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, cast
+
+from ._knobs import Knobs
+from ._model import EmulatedError
+from ._multipart import MultipartError, boundary_of, parse_multipart
+from ._openai_shapes import ENDPOINTS, chat_stream, error_outcome, error_payload, respond
+from ._server import RETRY_NOW, Request, Response, Router, dumps
+from ._stats import StatsRecorder
+from ._store import (
+    CANCELLED,
+    ERROR,
+    EXPIRED,
+    OK,
+    BatchJob,
+    JobView,
+    Loaded,
+    Outcome,
+    Store,
+    StoredFile,
+    ValidationFailed,
+)
+
+__all__ = ["MAX_BATCH_INPUT_BYTES", "MAX_BATCH_REQUESTS", "OpenAIApi"]
+
+# The real limit, from the API's own message: "larger than the 209715200 maximum".
+MAX_BATCH_INPUT_BYTES = 200 * 1024 * 1024
+MAX_BATCH_REQUESTS = 50_000
+MAX_BATCH_EMBEDDING_INPUTS = 50_000
+# Past this many, a broken file's remaining errors add nothing for the user.
+_MAX_VALIDATION_ERRORS = 100
+
+_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
+_WINDOWS = {"24h": 86_400, "1h": 3_600}
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). (batch-llm emulator: any key works)"
+)
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+    "your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was "
+    "not valid JSON.)"
+)
+_EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
+_CANCELLED_MESSAGE = "This request was not executed because the batch was cancelled."
+_MODELS = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-5",
+    "gpt-5-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+)
+
+
+class _BadRequest(Exception):
+    def __init__(
+        self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.status = status
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        raise _BadRequest(_BAD_JSON) from None
+    if not isinstance(body, dict):
+        raise _BadRequest(_BAD_JSON)
+    return body
+
+
+def _limit(request: Request, default: int, maximum: int) -> int:
+    raw = request.arg("limit")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _BadRequest(
+            f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
+            param="limit",
+            code="invalid_type",
+        ) from None
+    if not 1 <= value <= maximum:
+        raise _BadRequest(
+            f"Invalid 'limit': expected a value between 1 and {maximum}, but got {value} instead.",
+            param="limit",
+            code="invalid_value",
+        )
+    return value
+
+
+def _page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
+    if after is not None:
+        ids = [item["id"] for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    data = items[:limit]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(items) > limit,
+    }
+
+
+def _file_json(stored: StoredFile) -> dict[str, Any]:
+    return {
+        "id": stored.id,
+        "object": "file",
+        "bytes": stored.size,
+        "created_at": int(stored.created_at),
+        "filename": stored.filename,
+        "purpose": stored.purpose,
+        "status": "processed",
+        "expires_at": None,
+        "status_details": None,
+    }
+
+
+def _check_metadata(metadata: Any) -> dict[str, str] | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise _BadRequest(
+            "Invalid type for 'metadata': expected an object.",
+            param="metadata",
+            code="invalid_type",
+        )
+    if len(metadata) > 16:
+        raise _BadRequest(
+            f"Invalid 'metadata': too many properties. Expected an object with at most 16 "
+            f"properties, but got an object with {len(metadata)} properties instead.",
+            param="metadata",
+            code="object_above_max_properties",
+        )
+    for key, value in metadata.items():
+        if len(key) > 64:
+            raise _BadRequest(
+                f"Invalid 'metadata': string too long. Expected a string with maximum length 64, "
+                f"but got a string with length {len(key)} instead.",
+                param="metadata",
+                code="string_above_max_length",
+            )
+        if not isinstance(value, str):
+            raise _BadRequest(
+                f"Invalid type for 'metadata.{key}': expected a string.",
+                param=f"metadata.{key}",
+                code="invalid_type",
+            )
+        if len(value) > 512:
+            raise _BadRequest(
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
+                f"length 512, but got a string with length {len(value)} instead.",
+                param=f"metadata.{key}",
+                code="string_above_max_length",
+            )
+    return metadata
+
+
+def _check_output_expiry(value: Any) -> None:
+    if value is None:
+        return
+    seconds = value.get("seconds") if isinstance(value, dict) else None
+    if (
+        not isinstance(value, dict)
+        or value.get("anchor") != "created_at"
+        or not isinstance(seconds, int)
+        or not 3600 <= seconds <= 2_592_000
+    ):
+        raise _BadRequest(
+            'Invalid \'output_expires_after\': expected {"anchor": "created_at", "seconds": '
+            "3600..2592000}.",
+            param="output_expires_after",
+            code="invalid_value",
+        )
+
+
+def _count_lines(data: bytes | bytearray) -> int:
+    # A fast count for stats at create time; validation counts exactly later.
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def _line_error(
+    code: str, message: str, line: int | None, param: str | None = None
+) -> dict[str, Any]:
+    return {"code": code, "message": message, "param": param, "line": line}
+
+
+def _embedding_input_count(body: dict[str, Any]) -> int:
+    value = body.get("input")
+    if isinstance(value, list) and value and not all(isinstance(v, int) for v in value):
+        return len(value)
+    return 1
+
+
+class _OpenAIBatch:
+    """The store hooks of one OpenAI batch: parse the JSONL input, answer lines, write files."""
+
+    def __init__(self, store: Store, file_id: str, file: StoredFile | None, endpoint: str) -> None:
+        self._store = store
+        self._file_id = file_id
+        self._file = file
+        self._endpoint = endpoint
+
+    def load(self) -> Loaded:
+        file, self._file = self._file, None  # the batch holds the data only until it is parsed
+        if file is None:
+            raise ValidationFailed(
+                [
+                    _line_error(
+                        "file_not_found",
+                        f"No such File object: {self._file_id}",
+                        None,
+                        "input_file_id",
+                    )
+                ]
+            )
+        if file.purpose != "batch":
+            raise ValidationFailed(
+                [
+                    _line_error(
+                        "invalid_file_purpose",
+                        "The input file must be uploaded with purpose 'batch', "
+                        f"not '{file.purpose}'.",
+                        None,
+                        "input_file_id",
+                    )
+                ]
+            )
+        return self._parse(file.data)
+
+    def _parse(self, data: bytes | bytearray) -> Loaded:
+        endpoint = self._endpoint
+        custom_ids: list[str] = []
+        bodies: list[Any] = []
+        seen: set[str] = set()
+        models: list[str] = []
+        errors: list[dict[str, Any]] = []
+        embedding_inputs = 0
+
+        def fail(code: str, message: str, line: int, param: str | None = None) -> None:
+            errors.append(_line_error(code, message, line, param))
+
+        # bytes or bytearray alike; the cast only spares mypy the union of list types.
+        lines = cast("list[bytes]", data.split(b"\n"))
+        for number, raw in enumerate(lines, 1):
+            if len(errors) >= _MAX_VALIDATION_ERRORS:
+                break
+            if not raw or raw.isspace():
+                continue
+            try:
+                item = json.loads(raw)
+            except ValueError:
+                fail("invalid_json_line", "This line is not parseable as valid JSON.", number)
+                continue
+            if not isinstance(item, dict):
+                fail("invalid_json_line", "This line is not a JSON object.", number)
+                continue
+            custom_id = item.get("custom_id")
+            method = item.get("method")
+            url = item.get("url")
+            body = item.get("body")
+            missing = [
+                k
+                for k, v in (
+                    ("custom_id", custom_id),
+                    ("method", method),
+                    ("url", url),
+                    ("body", body),
+                )
+                if v is None
+            ]
+            if missing:
+                fail(
+                    "missing_required_parameter",
+                    f"Missing required parameter: '{missing[0]}'.",
+                    number,
+                    missing[0],
+                )
+                continue
+            if not isinstance(custom_id, str) or not custom_id:
+                fail(
+                    "invalid_custom_id",
+                    "The custom_id must be a non-empty string.",
+                    number,
+                    "custom_id",
+                )
+                continue
+            if method != "POST":
+                fail(
+                    "invalid_method",
+                    f"Invalid 'method': only POST is supported, got {method!r}.",
+                    number,
+                    "method",
+                )
+                continue
+            if url != endpoint:
+                fail(
+                    "url_mismatch",
+                    f"The provided URL '{url}' does not match the batch endpoint '{endpoint}'.",
+                    number,
+                    "url",
+                )
+                continue
+            if not isinstance(body, dict):
+                fail("invalid_body", "The body must be a JSON object.", number, "body")
+                continue
+            if custom_id in seen:
+                fail(
+                    "duplicate_custom_id",
+                    "The custom_id for this request is a duplicate of "
+                    "another request. The custom_id parameter must be unique for each "
+                    "individual request in a batch.",
+                    number,
+                    "custom_id",
+                )
+                continue
+            model = body.get("model")
+            if isinstance(model, str) and model:
+                if not models:
+                    models.append(model)
+                elif model != models[0]:
+                    fail(
+                        "model_mismatch",
+                        f"The provided model '{model}' does not match the "
+                        f"model '{models[0]}' of the other requests in this batch; a batch "
+                        "must use one model.",
+                        number,
+                        "body.model",
+                    )
+                    continue
+            if endpoint == "/v1/embeddings":
+                embedding_inputs += _embedding_input_count(body)
+            seen.add(custom_id)
+            custom_ids.append(custom_id)
+            bodies.append(body)
+        if errors:
+            raise ValidationFailed(errors)
+        if not custom_ids:
+            raise ValidationFailed(
+                [_line_error("empty_file", "The batch input file is empty.", None)]
+            )
+        if len(custom_ids) > MAX_BATCH_REQUESTS:
+            raise ValidationFailed(
+                [
+                    _line_error(
+                        "too_many_tasks",
+                        f"The batch input file contains {len(custom_ids)} requests, "
+                        f"more than the maximum of {MAX_BATCH_REQUESTS}.",
+                        None,
+                    )
+                ]
+            )
+        if embedding_inputs > MAX_BATCH_EMBEDDING_INPUTS:
+            raise ValidationFailed(
+                [
+                    _line_error(
+                        "too_many_embedding_inputs",
+                        f"The batch contains {embedding_inputs} embedding "
+                        f"inputs, more than the maximum of {MAX_BATCH_EMBEDDING_INPUTS}.",
+                        None,
+                    )
+                ]
+            )
+        return Loaded(custom_ids, bodies, models)
+
+    def respond(self, request: Any) -> Outcome:
+        return respond(self._endpoint, request, batch=True)
+
+    def error_outcome(self, status: int, message: str) -> Outcome:
+        return error_outcome(status, message)
+
+    def finish(self, job: BatchJob) -> dict[str, Any]:
+        # Line and request ids only need to be unique; deriving them from the batch id and the
+        # line index avoids a random draw per line.
+        line_prefix = job.id[-32:-16].encode()
+        request_prefix = job.id[-16:].encode()
+        expired_tail = (
+            b'"response":null,"error":'
+            + dumps({"code": "batch_expired", "message": _EXPIRED_MESSAGE})
+            + b"}\n"
+        )
+        cancelled_tail = (
+            b'"response":null,"error":'
+            + dumps({"code": "batch_cancelled", "message": _CANCELLED_MESSAGE})
+            + b"}\n"
+        )
+        ok_lines: list[bytes] = []
+        error_lines: list[bytes] = []
+        for index, (custom_id, state, outcome) in enumerate(
+            zip(job.custom_ids, job.states, job.results, strict=True)
+        ):
+            head = b'{"id":"batch_req_%s%016x","custom_id":%s,' % (
+                line_prefix,
+                index,
+                dumps(custom_id),
+            )
+            if state in (OK, ERROR) and outcome is not None:
+                line = (
+                    head + b'"response":{"status_code":%d,"request_id":"req_%s%016x",'
+                    b'"body":%s},"error":null}\n'
+                    % (outcome.status, request_prefix, index, outcome.body)
+                )
+                (ok_lines if state == OK else error_lines).append(line)
+            elif state == EXPIRED:
+                error_lines.append(head + expired_tail)
+            elif state == CANCELLED:
+                error_lines.append(head + cancelled_tail)
+            # DROPPED lines (and PENDING ones, which only a crash leaves) are written nowhere.
+        if job.knobs.reverse_output:
+            ok_lines.reverse()
+            error_lines.reverse()
+        extra: dict[str, Any] = {"output_file_id": None, "error_file_id": None}
+        if ok_lines:
+            extra["output_file_id"] = self._store.add_file(
+                b"".join(ok_lines),
+                filename=f"{job.id}_output.jsonl",
+                purpose="batch_output",
+                owner=job,
+            ).id
+        if error_lines:
+            extra["error_file_id"] = self._store.add_file(
+                b"".join(error_lines),
+                filename=f"{job.id}_error.jsonl",
+                purpose="batch_output",
+                owner=job,
+            ).id
+        # The files now hold every answer; keeping the outcomes too would double the memory.
+        job.results = []
+        return extra
+
+
+def _timestamp(view: JobView, status: str) -> int | None:
+    when = view.times.get(status)
+    return int(when) if when is not None else None
+
+
+def _batch_json(view: JobView) -> dict[str, Any]:
+    extra = view.extra
+    window = extra.get("completion_window", "24h")
+    return {
+        "id": view.id,
+        "object": "batch",
+        "endpoint": view.endpoint,
+        "model": view.models[0] if view.models else None,
+        "errors": {"object": "list", "data": view.errors} if view.errors else None,
+        "input_file_id": extra.get("input_file_id"),
+        "completion_window": window,
+        "status": view.status,
+        "output_file_id": extra.get("output_file_id"),
+        "error_file_id": extra.get("error_file_id"),
+        "created_at": int(view.created_at),
+        "in_progress_at": _timestamp(view, "in_progress"),
+        "expires_at": int(view.created_at) + _WINDOWS.get(window, 86_400),
+        "finalizing_at": _timestamp(view, "finalizing"),
+        "completed_at": _timestamp(view, "completed"),
+        "failed_at": _timestamp(view, "failed"),
+        "expired_at": _timestamp(view, "expired"),
+        "cancelling_at": _timestamp(view, "cancelling"),
+        "cancelled_at": _timestamp(view, "cancelled"),
+        "request_counts": {"total": view.total, "completed": view.completed, "failed": view.failed},
+        "usage": {
+            "input_tokens": view.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": view.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": view.input_tokens + view.output_tokens,
+        },
+        "metadata": extra.get("metadata"),
+    }
+
+
+class OpenAIApi:
+    """OpenAI's routes under ``/v1``, answering in OpenAI's shapes."""
+
+    provider = "openai"
+
+    def __init__(self, store: Store, knobs: Callable[[], Knobs], stats: StatsRecorder) -> None:
+        self._store = store
+        self._knobs = knobs
+        self._stats = stats
+
+    # ------------------------------------------------------------------ Api protocol
+
+    def authenticate(self, request: Request) -> Response | None:
+        """Any non-empty bearer key is accepted."""
+        header = request.header("Authorization") or ""
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() == "bearer" and key.strip():
+            return None
+        return self.error(401, _NO_KEY)
+
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """An error in OpenAI's ``{"error": {...}}`` shape."""
+        return Response.json(
+            error_payload(status, message, code=code, param=param), status, headers
+        )
+
+    def register(self, router: Router) -> None:
+        """Add every OpenAI route to ``router``."""
+        routes: list[tuple[str, str, Callable[[Request], Response]]] = [
+            ("POST", "/v1/files", self._upload),
+            ("GET", "/v1/files", self._list_files),
+            ("GET", "/v1/files/{id}", self._get_file),
+            ("DELETE", "/v1/files/{id}", self._delete_file),
+            ("GET", "/v1/files/{id}/content", self._file_content),
+            ("POST", "/v1/batches", self._create_batch),
+            ("GET", "/v1/batches", self._list_batches),
+            ("GET", "/v1/batches/{id}", self._get_batch),
+            ("POST", "/v1/batches/{id}/cancel", self._cancel_batch),
+            ("GET", "/v1/models", self._list_models),
+            ("GET", "/v1/models/{id}", self._get_model),
+        ]
+        routes.extend(("POST", endpoint, self._realtime(endpoint)) for endpoint in ENDPOINTS)
+        for method, template, handler in routes:
+            router.add(method, template, self._guard(handler), self)
+
+    def _guard(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def guarded(request: Request) -> Response:
+            try:
+                return handler(request)
+            except _BadRequest as exc:
+                return self.error(exc.status, exc.message, code=exc.code, param=exc.param)
+
+        return guarded
+
+    # ------------------------------------------------------------------ realtime
+
+    def _realtime(self, endpoint: str) -> Callable[[Request], Response]:
+        def handle(request: Request) -> Response:
+            self._stats.add("realtime_calls")
+            body = _json_body(request)
+            if body.get("stream"):
+                if endpoint != "/v1/chat/completions":
+                    raise _BadRequest(
+                        f"The batch-llm emulator does not stream {endpoint}.", param="stream"
+                    )
+                try:
+                    events = chat_stream(body)
+                except EmulatedError as exc:
+                    return self._outcome(
+                        error_outcome(exc.status, exc.message, code=exc.code, param=exc.param)
+                    )
+                return Response(200, events, "text/event-stream; charset=utf-8")
+            return self._outcome(respond(endpoint, body))
+
+        return handle
+
+    def _outcome(self, outcome: Outcome) -> Response:
+        headers = dict(RETRY_NOW) if outcome.status == 429 else {}
+        return Response(outcome.status, outcome.body, "application/json", headers)
+
+    # ------------------------------------------------------------------ files
+
+    def _upload(self, request: Request) -> Response:
+        boundary = boundary_of(request.header("Content-Type"))
+        if boundary is None:
+            raise _BadRequest("Invalid Content-Type: expected multipart/form-data.")
+        try:
+            parts = {part.name: part for part in parse_multipart(request.body, boundary)}
+        except MultipartError as exc:
+            raise _BadRequest(str(exc)) from None
+        if "purpose" not in parts:
+            raise _BadRequest(
+                "Missing required parameter: 'purpose'.",
+                param="purpose",
+                code="missing_required_parameter",
+            )
+        purpose = bytes(parts["purpose"].data).decode("utf-8", "replace").strip()
+        if purpose not in _PURPOSES:
+            raise _BadRequest(
+                f"Invalid value for 'purpose': '{purpose}'.", param="purpose", code="invalid_value"
+            )
+        file_part = parts.get("file")
+        if file_part is None:
+            raise _BadRequest(
+                "Missing required parameter: 'file'.",
+                param="file",
+                code="missing_required_parameter",
+            )
+        if purpose == "batch" and len(file_part.data) > MAX_BATCH_INPUT_BYTES:
+            raise _BadRequest(
+                f"File is too large: {len(file_part.data)} bytes; a batch input "
+                f"file may have at most {MAX_BATCH_INPUT_BYTES}.",
+                param="file",
+            )
+        stored = self._store.add_file(
+            file_part.data, filename=file_part.filename or "upload", purpose=purpose
+        )
+        self._stats.add("files_uploaded")
+        self._stats.add("bytes_uploaded", stored.size)
+        return Response.json(_file_json(stored))
+
+    def _file(self, request: Request) -> StoredFile:
+        stored = self._store.get_file(request.params["id"])
+        if stored is None:
+            raise _BadRequest(
+                f"No such File object: {request.params['id']}", param="id", status=404
+            )
+        return stored
+
+    def _list_files(self, request: Request) -> Response:
+        purpose = request.arg("purpose")
+        files = [
+            _file_json(f) for f in self._store.files() if purpose is None or f.purpose == purpose
+        ]
+        if (request.arg("order") or "desc") == "desc":
+            files.reverse()
+        return Response.json(_page(files, request.arg("after"), _limit(request, 10_000, 10_000)))
+
+    def _get_file(self, request: Request) -> Response:
+        return Response.json(_file_json(self._file(request)))
+
+    def _delete_file(self, request: Request) -> Response:
+        stored = self._file(request)
+        self._store.delete_file(stored.id)
+        return Response.json({"id": stored.id, "object": "file", "deleted": True})
+
+    def _file_content(self, request: Request) -> Response:
+        return Response(200, self._file(request).data, "application/octet-stream")
+
+    # ------------------------------------------------------------------ batches
+
+    def _create_batch(self, request: Request) -> Response:
+        body = _json_body(request)
+        for name in ("input_file_id", "endpoint", "completion_window"):
+            if body.get(name) is None:
+                raise _BadRequest(
+                    f"Missing required parameter: '{name}'.",
+                    param=name,
+                    code="missing_required_parameter",
+                )
+        file_id, endpoint, window = (
+            body["input_file_id"],
+            body["endpoint"],
+            body["completion_window"],
+        )
+        if not isinstance(file_id, str):
+            raise _BadRequest(
+                "Invalid type for 'input_file_id': expected a string.",
+                param="input_file_id",
+                code="invalid_type",
+            )
+        if endpoint not in ENDPOINTS:
+            supported = ", ".join(f"'{e}'" for e in ENDPOINTS)
+            raise _BadRequest(
+                f"Invalid value: '{endpoint}'. Supported values are: {supported}.",
+                param="endpoint",
+                code="invalid_value",
+            )
+        if window not in _WINDOWS:
+            raise _BadRequest(
+                f"Invalid value: '{window}'. Supported values are: '24h' and '1h'.",
+                param="completion_window",
+                code="invalid_value",
+            )
+        metadata = _check_metadata(body.get("metadata"))
+        _check_output_expiry(body.get("output_expires_after"))
+        stored = self._store.get_file(file_id)
+        if stored is not None and stored.size > MAX_BATCH_INPUT_BYTES:
+            raise _BadRequest(
+                f"The batch input file is larger than the {MAX_BATCH_INPUT_BYTES} "
+                "maximum. Please try again with a smaller batch.",
+                param="input_file_id",
+            )
+        view = self._store.create_batch(
+            prefix="batch_",
+            provider=self.provider,
+            endpoint=endpoint,
+            hooks=_OpenAIBatch(self._store, file_id, stored, endpoint),
+            knobs=self._knobs(),
+            line_count=_count_lines(stored.data) if stored is not None else 0,
+            extra={"input_file_id": file_id, "completion_window": window, "metadata": metadata},
+        )
+        return Response.json(_batch_json(view))
+
+    def _view(self, request: Request) -> JobView:
+        view = self._store.view(request.params["id"])
+        if view is None or view.provider != self.provider:
+            raise _BadRequest(
+                f"No such Batch object: {request.params['id']}", param="id", status=404
+            )
+        return view
+
+    def _get_batch(self, request: Request) -> Response:
+        return Response.json(_batch_json(self._view(request)))
+
+    def _list_batches(self, request: Request) -> Response:
+        batches = [_batch_json(v) for v in reversed(self._store.views(self.provider))]
+        return Response.json(_page(batches, request.arg("after"), _limit(request, 20, 100)))
+
+    def _cancel_batch(self, request: Request) -> Response:
+        self._view(request)
+        view, accepted = self._store.request_cancel(request.params["id"])
+        if view is None:
+            raise _BadRequest(
+                f"No such Batch object: {request.params['id']}", param="id", status=404
+            )
+        if not accepted:
+            raise _BadRequest(f"Cannot cancel a batch with status '{view.status}'.", status=409)
+        return Response.json(_batch_json(view))
+
+    # ------------------------------------------------------------------ models
+
+    def _list_models(self, _: Request) -> Response:
+        return Response.json({"object": "list", "data": [_model_json(m) for m in _MODELS]})
+
+    def _get_model(self, request: Request) -> Response:
+        model = request.params["id"]
+        if model.startswith("unknown-"):
+            raise _BadRequest(
+                f"The model '{model}' does not exist",
+                param="model",
+                code="model_not_found",
+                status=404,
+            )
+        return Response.json(_model_json(model))
+
+
+def _model_json(model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 1_700_000_000, "owned_by": "batch-llm"}

@@ -1,0 +1,83 @@
+"""Counters of what clients did to the emulator, for tests and benchmarks to assert on."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["EmulatorStats", "StatsRecorder"]
+
+
+@dataclass
+class EmulatorStats:
+    """A snapshot of the emulator's counters since start or the last reset.
+
+    Attributes:
+        batches_created: batches accepted by a create call (whatever became of them).
+        lines_submitted: input lines over all created batches.
+        files_uploaded: files uploaded by clients (result files the emulator writes excluded).
+        bytes_uploaded: total size of those files.
+        realtime_calls: chat, completion, embedding and response calls made outside batches.
+        http_errors_injected: answers replaced by an error through ``Knobs.http_error_every``.
+        calls_by_route: calls per route key, such as ``"GET /v1/batches/{id}"``.
+        batches: one dict per batch: ``id``, ``provider``, ``endpoint``, ``models``, ``lines``,
+            ``status``.
+    """
+
+    batches_created: int = 0
+    lines_submitted: int = 0
+    files_uploaded: int = 0
+    bytes_uploaded: int = 0
+    realtime_calls: int = 0
+    http_errors_injected: int = 0
+    calls_by_route: dict[str, int] = field(default_factory=dict)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot as a JSON-friendly dict."""
+        return asdict(self)
+
+
+class StatsRecorder:
+    """The live counters behind :class:`EmulatorStats`; every method is thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, int] = {}
+        self._routes: dict[str, int] = {}
+
+    def add(self, name: str, amount: int = 1) -> None:
+        """Add to one of the integer counters of :class:`EmulatorStats`."""
+        with self._lock:
+            self._counters[name] = self._counters.get(name, 0) + amount
+
+    def count_route(self, key: str) -> int:
+        """Count one call to a route and return how many calls it has had, this one included."""
+        with self._lock:
+            count = self._routes.get(key, 0) + 1
+            self._routes[key] = count
+            return count
+
+    def reset(self) -> None:
+        """Forget every count."""
+        with self._lock:
+            self._counters.clear()
+            self._routes.clear()
+
+    def snapshot(self, batches: Callable[[], list[dict[str, Any]]]) -> EmulatorStats:
+        """A copy of the counters; ``batches`` lists the batches the store still knows."""
+        with self._lock:
+            counters = dict(self._counters)
+            routes = dict(self._routes)
+        return EmulatorStats(
+            batches_created=counters.get("batches_created", 0),
+            lines_submitted=counters.get("lines_submitted", 0),
+            files_uploaded=counters.get("files_uploaded", 0),
+            bytes_uploaded=counters.get("bytes_uploaded", 0),
+            realtime_calls=counters.get("realtime_calls", 0),
+            http_errors_injected=counters.get("http_errors_injected", 0),
+            calls_by_route=routes,
+            batches=batches(),
+        )
