@@ -1,0 +1,115 @@
+"""Bad input fails at submit time, names the problem, and costs nobody else their answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import batch_llm
+from batch_llm import (
+    InvalidRequestError,
+    OpenAIProvider,
+    RequestTooLargeError,
+    Scheduler,
+    UnknownProviderError,
+    UnsupportedEndpointError,
+)
+from batch_llm.emulator import Emulator
+
+CHAT = "/v1/chat/completions"
+
+
+def chat(text: str, **params: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **params}
+
+
+@pytest.fixture
+def queued_neighbour(scheduler: Scheduler, openai_provider: OpenAIProvider) -> Any:
+    """Another caller's request, waiting in the same queue when the bad input arrives."""
+    return scheduler.submit(openai_provider, CHAT, chat("neighbour"))
+
+
+def _assert_neighbour_unharmed(scheduler: Scheduler, neighbour: Any, emulator: Emulator) -> None:
+    scheduler.flush()
+    assert "neighbour" in neighbour.result(30)["choices"][0]["message"]["content"]
+    assert emulator.stats.lines_submitted == 1
+
+
+def test_body_that_is_not_json_serializable(
+    scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator, queued_neighbour: Any
+) -> None:
+    with pytest.raises(InvalidRequestError, match="not JSON-serializable"):
+        scheduler.submit_many(openai_provider, CHAT, [chat("fine"), chat("bad", user=object())])
+    assert emulator.stats.files_uploaded == 0
+    _assert_neighbour_unharmed(scheduler, queued_neighbour, emulator)
+
+
+def test_single_request_over_the_byte_limit(
+    scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator, queued_neighbour: Any
+) -> None:
+    huge = chat("huge", metadata={"pad": "x" * 200_000_000})
+    with pytest.raises(RequestTooLargeError, match="at most 200,000,000"):
+        scheduler.submit(openai_provider, CHAT, huge)
+    del huge
+    _assert_neighbour_unharmed(scheduler, queued_neighbour, emulator)
+
+
+def test_unknown_provider(scheduler: Scheduler, emulator: Emulator, queued_neighbour: Any) -> None:
+    with pytest.raises(UnknownProviderError, match=r"unknown provider 'openia'.*openai"):
+        scheduler.submit("openia", CHAT, chat("typo"))
+    _assert_neighbour_unharmed(scheduler, queued_neighbour, emulator)
+
+
+def test_endpoint_the_provider_cannot_batch(
+    scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator, queued_neighbour: Any
+) -> None:
+    with pytest.raises(UnsupportedEndpointError, match="cannot batch '/v1/images/generations'"):
+        scheduler.submit(
+            openai_provider, "/v1/images/generations", {"model": "dall-e-3", "prompt": "x"}
+        )
+    _assert_neighbour_unharmed(scheduler, queued_neighbour, emulator)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"messages": []}, "needs a 'model'"),
+        (chat("s", stream=True), "stream=True cannot run in a batch"),
+        (["not", "a", "mapping"], "must be a mapping"),
+        (chat("nan", temperature=float("nan")), "not JSON-serializable"),
+    ],
+)
+def test_other_bad_bodies_name_the_problem(
+    scheduler: Scheduler,
+    openai_provider: OpenAIProvider,
+    emulator: Emulator,
+    body: Any,
+    message: str,
+) -> None:
+    with pytest.raises(InvalidRequestError, match=message):
+        scheduler.submit(openai_provider, CHAT, body)
+    assert emulator.stats.files_uploaded == 0
+
+
+def test_return_exceptions_fails_only_the_bad_slot(
+    scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator
+) -> None:
+    futures = scheduler.submit_many(
+        openai_provider,
+        CHAT,
+        [chat("a"), chat("b", user=object()), chat("c")],
+        return_exceptions=True,
+    )
+    results = batch_llm.wait(futures, return_exceptions=True)
+    assert isinstance(results[1], InvalidRequestError)
+    assert "a" in results[0]["choices"][0]["message"]["content"]
+    assert "c" in results[2]["choices"][0]["message"]["content"]
+    assert emulator.stats.lines_submitted == 2
+
+
+def test_error_names_which_request_of_a_fan_out_was_bad(
+    scheduler: Scheduler, openai_provider: OpenAIProvider
+) -> None:
+    with pytest.raises(InvalidRequestError, match="request 2: "):
+        scheduler.submit_many(openai_provider, CHAT, [chat("a"), chat("b"), {"messages": []}])

@@ -1,0 +1,46 @@
+"""The public surface is what `__all__` says, no more, no less."""
+
+import batch_llm
+import batch_llm.emulator
+import batch_llm.providers
+
+
+def test_core_public_names_are_pinned() -> None:
+    assert sorted(batch_llm.__all__) == sorted(
+        [
+            "BatchCancelledError",
+            "BatchError",
+            "BatchExpiredError",
+            "BatchFailedError",
+            "BatchLLMError",
+            "BatchRecord",
+            "Config",
+            "InvalidRequestError",
+            "MissingResultError",
+            "OpenAIProvider",
+            "PollPolicy",
+            "Provider",
+            "RequestFuture",
+            "RequestTooLargeError",
+            "Scheduler",
+            "SchedulerClosedError",
+            "UnknownProviderError",
+            "UnsupportedEndpointError",
+            "__version__",
+            "gather",
+            "get_scheduler",
+            "resolve_provider",
+            "set_scheduler",
+            "wait",
+        ]
+    )
+    for name in batch_llm.__all__:
+        assert hasattr(batch_llm, name), name
+
+
+def test_every_exported_name_exists_in_subpackages() -> None:
+    for module in (batch_llm.providers, batch_llm.emulator):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+        private = [n for n in module.__all__ if n.startswith("_")]
+        assert private == []
