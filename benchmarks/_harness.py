@@ -1,0 +1,98 @@
+"""Shared plumbing for the benchmarks: an emulator in its own process, sides run in their own
+processes, and the ratio line every benchmark ends with.
+
+Each side runs in a fresh interpreter so peak RSS is its own, and sides alternate so that
+machine noise falls on both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def emulator_process() -> Iterator[str]:
+    """Start ``batch-llm emulator`` in a child process; yield its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch_llm", "emulator", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/_emulator/stats", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the emulator did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def control(url: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+    """POST (or GET, without payload) to the emulator's control routes."""
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(
+        url + path,
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def run_side(script: str, side: str, url: str, args: Sequence[str]) -> dict[str, Any]:
+    """Run one side in a fresh interpreter; it prints one JSON line with wall and rss."""
+    control(url, "/_emulator/reset", {})
+    out = subprocess.run(
+        [sys.executable, script, "--side", side, "--url", url, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["batches"] = control(url, "/_emulator/stats")["batches_created"]
+    return result
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def report(sides: dict[str, list[dict[str, Any]]], project: str, floor: str) -> None:
+    """Print each run, then medians, then the ``ratio=`` line (always last)."""
+    for side, runs in sides.items():
+        for run in runs:
+            wall, rss, batches = run["wall"], run["rss"], run["batches"]
+            print(f"{side:>8}: wall={wall:.3f}s rss={rss:.1f}MB batches={batches}")
+    wall = {s: statistics.median(r["wall"] for r in runs) for s, runs in sides.items()}
+    rss = {s: statistics.median(r["rss"] for r in runs) for s, runs in sides.items()}
+    for side in sides:
+        print(f"{side:>8}: median wall={wall[side]:.3f}s median rss={rss[side]:.1f}MB")
+    print(f"ratio={wall[project] / wall[floor]:.3f} rss_ratio={rss[project] / rss[floor]:.3f}")

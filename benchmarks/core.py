@@ -1,0 +1,113 @@
+"""Core benchmark: N chat requests through the scheduler vs the bare openai SDK doing the same
+batch by hand (build JSONL, upload, create, poll, download, parse), both against the emulator.
+
+    python benchmarks/core.py --requests 10000
+
+The last line is ``ratio=<wall, project/floor> rss_ratio=<peak RSS, project/floor>``. Each side
+runs in its own process; wall time counts from the first request body built to the last
+result checked, and both sides poll at the same first interval. Imports, including the SDK's
+lazily imported resource modules (about half a second, paid once per process), happen before
+the clock on both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness
+
+POLL = 0.05
+
+
+def bodies(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"Question {i}: what is {i} + 1?"}],
+            "temperature": 0,
+        }
+        for i in range(n)
+    ]
+
+
+def check(results: list[dict[str, Any]]) -> None:
+    for i, body in enumerate(results):
+        if body["object"] != "chat.completion" or not body["choices"][0]["message"]["content"]:
+            raise AssertionError(f"result {i} is wrong: {body}")
+
+
+def floor_side(url: str, n: int) -> None:
+    import openai
+    import openai.resources
+
+    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-bench")
+    start = time.perf_counter()
+    lines = [
+        json.dumps(
+            {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": b}
+        )
+        for i, b in enumerate(bodies(n))
+    ]
+    uploaded = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
+    del lines
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    while batch.status not in ("completed", "failed", "expired", "cancelled"):
+        time.sleep(POLL)
+        batch = client.batches.retrieve(batch.id)
+    results: list[Any] = [None] * n
+    assert batch.output_file_id
+    for line in client.files.content(batch.output_file_id).text.splitlines():
+        row = json.loads(line)
+        results[int(row["custom_id"][1:])] = row["response"]["body"]
+    check(results)
+    wall = time.perf_counter() - start
+    print(json.dumps({"wall": wall, "rss": _harness.peak_rss_mb()}))
+
+
+def project_side(url: str, n: int) -> None:
+    import openai.resources  # noqa: F401 - the SDK's lazy import, before the clock
+
+    import batch_llm
+
+    provider = batch_llm.OpenAIProvider(base_url=url + "/v1", api_key="sk-bench")
+    with batch_llm.Scheduler(poll_interval=POLL) as scheduler:
+        start = time.perf_counter()
+        futures = scheduler.submit_many(provider, "/v1/chat/completions", bodies(n))
+        results = batch_llm.wait(futures)
+        check(results)
+        wall = time.perf_counter() - start
+    print(json.dumps({"wall": wall, "rss": _harness.peak_rss_mb()}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--side", choices=["floor", "project"])
+    parser.add_argument("--url")
+    args = parser.parse_args()
+    if args.side:
+        (floor_side if args.side == "floor" else project_side)(args.url, args.requests)
+        return
+    sides: dict[str, list[dict[str, Any]]] = {"floor": [], "project": []}
+    with _harness.emulator_process() as url:
+        for _ in range(args.repeat):
+            for side in sides:
+                sides[side].append(
+                    _harness.run_side(__file__, side, url, ["--requests", str(args.requests)])
+                )
+    print(f"core benchmark: {args.requests} chat requests, poll interval {POLL}s")
+    _harness.report(sides, "project", "floor")
+
+
+if __name__ == "__main__":
+    main()
