@@ -79,6 +79,34 @@ def run_side(script: str, side: str, url: str, args: Sequence[str]) -> dict[str,
     return result
 
 
+def floor_batch(url: str, endpoint: str, bodies: list[dict[str, Any]], *, poll: float) -> list[Any]:
+    """The floor: the bare openai SDK doing one batch by hand (JSONL, upload, create, poll,
+    download, parse), returning response bodies in input order."""
+    import openai
+
+    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-bench")
+    lines = [
+        json.dumps({"custom_id": f"r{i}", "method": "POST", "url": endpoint, "body": body})
+        for i, body in enumerate(bodies)
+    ]
+    uploaded = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
+    del lines
+    batch = client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint=endpoint,  # type: ignore[arg-type]
+        completion_window="24h",
+    )
+    while batch.status not in ("completed", "failed", "expired", "cancelled"):
+        time.sleep(poll)
+        batch = client.batches.retrieve(batch.id)
+    results: list[Any] = [None] * len(bodies)
+    assert batch.output_file_id, batch
+    for line in client.files.content(batch.output_file_id).text.splitlines():
+        row = json.loads(line)
+        results[int(row["custom_id"][1:])] = row["response"]["body"]
+    return results
+
+
 def peak_rss_mb() -> float:
     import resource
 

@@ -44,30 +44,10 @@ def check(results: list[dict[str, Any]]) -> None:
 
 
 def floor_side(url: str, n: int) -> None:
-    import openai
-    import openai.resources
+    import openai.resources  # noqa: F401 - the SDK's lazy import, before the clock
 
-    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-bench")
     start = time.perf_counter()
-    lines = [
-        json.dumps(
-            {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": b}
-        )
-        for i, b in enumerate(bodies(n))
-    ]
-    uploaded = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
-    del lines
-    batch = client.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
-    )
-    while batch.status not in ("completed", "failed", "expired", "cancelled"):
-        time.sleep(POLL)
-        batch = client.batches.retrieve(batch.id)
-    results: list[Any] = [None] * n
-    assert batch.output_file_id
-    for line in client.files.content(batch.output_file_id).text.splitlines():
-        row = json.loads(line)
-        results[int(row["custom_id"][1:])] = row["response"]["body"]
+    results = _harness.floor_batch(url, "/v1/chat/completions", bodies(n), poll=POLL)
     check(results)
     wall = time.perf_counter() - start
     print(json.dumps({"wall": wall, "rss": _harness.peak_rss_mb()}))

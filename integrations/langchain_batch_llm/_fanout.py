@@ -1,0 +1,302 @@
+"""The fan-out engine: many LangChain chat calls, one provider batch.
+
+``BaseChatModel.generate`` runs its prompts one after another, and ``Runnable.batch`` sends each
+input through ``invoke`` on a thread pool. For a Batch API both are wrong: every input must be
+submitted before any is waited on, or a fan-out becomes thousands of one-line batches. So a
+fan-out here runs in three phases:
+
+1. **prepare** (caller's thread): messages, callback runs (one ``on_chat_model_start`` per group
+   of inputs sharing a config, which still gives each input its own run), cache lookups, and the
+   wrapped model's request for every input that needs one;
+2. **submit and wait**: the whole list goes to the scheduler at once;
+3. **finish**: each input goes through ``BaseChatModel._generate_with_cache`` itself, exactly as a
+   realtime call would (cache writes, rate limiter, response metadata, message ids, streaming
+   callbacks), except that ``_generate`` finds its answer already fetched.
+
+Phases 1 and 3 mirror what ``BaseChatModel.generate`` does per call; the private helpers it uses
+are imported from ``langchain_core`` rather than copied.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import CallbackManager, CallbackManagerForLLMRun
+from langchain_core.globals import get_llm_cache
+from langchain_core.language_models._utils import _normalize_messages
+from langchain_core.language_models.chat_models import (  # type: ignore[attr-defined]
+    _filter_invocation_params_for_tracing,
+    _format_for_tracing,
+    _format_ls_structured_output,
+    _gen_info_and_msg_metadata,
+    _generate_response_from_error,
+    _update_message_content_to_blocks,
+)
+from langchain_core.load import dumps
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult, LLMResult
+from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.utils.utils import LC_ID_PREFIX
+
+from batch_llm import RequestFuture
+from batch_llm._gc import gc_paused
+
+from ._codec import ChatRequest
+
+if TYPE_CHECKING:
+    from ._chat import BatchChatModel
+
+__all__ = ["FanOut", "Prefetched", "prefetched"]
+
+
+@dataclass(slots=True)
+class Prefetched:
+    """An input's answer, submitted ahead of ``_generate``: its future, or why it has none."""
+
+    request: ChatRequest | None = None
+    future: RequestFuture | None = None
+    error: BaseException | None = None
+
+
+#: Set around each input's ``_generate_with_cache`` so that ``_generate`` (or ``_stream``)
+#: uses the answer already fetched instead of submitting again.
+prefetched: contextvars.ContextVar[Prefetched | None] = contextvars.ContextVar(
+    "batch_llm_prefetched", default=None
+)
+
+
+@dataclass(slots=True)
+class _Input:
+    messages: list[BaseMessage] | None = None
+    run: CallbackManagerForLLMRun | None = None
+    pre: Prefetched = field(default_factory=Prefetched)
+    cached: bool = False
+    plain: bool = False
+    outcome: ChatResult | BaseException | None = None
+
+
+def _group_key(config: RunnableConfig) -> Any:
+    """Inputs whose configs agree on these can share one ``on_chat_model_start`` call."""
+    metadata = config.get("metadata") or {}
+    return (
+        id(config.get("callbacks")),
+        tuple(config.get("tags") or ()),
+        repr(sorted(metadata.items())),
+        config.get("run_name"),
+    )
+
+
+class FanOut:
+    """One fan-out through ``model``: ``prepare``, then wait on ``futures``, then ``finish``."""
+
+    def __init__(
+        self,
+        model: BatchChatModel,
+        inputs: Sequence[Any],
+        configs: Sequence[RunnableConfig],
+        /,
+        *,
+        stop: list[str] | None,
+        flush: bool,
+        as_messages: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.model = model
+        self.stop = stop
+        self.flush = flush
+        ls_format = kwargs.pop("ls_structured_output_format", None) or kwargs.pop(
+            "structured_output_format", None
+        )
+        self.kwargs = kwargs
+        self.items = [_Input() for _ in inputs]
+        self.futures: list[RequestFuture] = []
+        with gc_paused():
+            self._convert(inputs, as_messages)
+            self._start_runs(configs, _format_ls_structured_output(ls_format))
+            self._submit()
+
+    # -- prepare ------------------------------------------------------------------------------
+
+    def _convert(self, inputs: Sequence[Any], as_messages: bool) -> None:
+        model = self.model
+        for item, value in zip(self.items, inputs, strict=True):
+            try:
+                messages = value if as_messages else model._convert_input(value).to_messages()
+            except Exception as exc:  # a bad input fails alone, as its own invoke would
+                item.outcome = exc
+                continue
+            item.messages = messages
+
+    def _start_runs(self, configs: Sequence[RunnableConfig], ls_format: dict[str, Any]) -> None:
+        model, stop, kwargs = self.model, self.stop, self.kwargs
+        params = model._get_invocation_params(stop=stop, **kwargs)
+        options = {"stop": stop, **ls_format}
+        ls_params = model._get_ls_params_with_defaults(stop=stop, **kwargs)
+        groups: dict[Any, list[int]] = {}
+        for index, item in enumerate(self.items):
+            if item.messages is None:
+                continue
+            config = configs[index]
+            key = ("run", index) if config.get("run_id") else _group_key(config)
+            groups.setdefault(key, []).append(index)
+        for indexes in groups.values():
+            config = ensure_config(configs[indexes[0]])
+            manager = CallbackManager.configure(
+                config.get("callbacks"),
+                model.callbacks,
+                model.verbose,
+                config.get("tags"),
+                model.tags,
+                {**(config.get("metadata") or {}), **ls_params},
+                model.metadata,
+                langsmith_inheritable_metadata=_filter_invocation_params_for_tracing(params),
+            )
+            runs = manager.on_chat_model_start(
+                model._serialized,
+                [_format_for_tracing(self.items[i].messages or []) for i in indexes],
+                invocation_params=params,
+                options=options,
+                name=config.get("run_name"),
+                run_id=config.get("run_id"),
+                batch_size=len(indexes),
+            )
+            for i, run in zip(indexes, runs, strict=True):
+                self.items[i].run = run
+
+    def _submit(self) -> None:
+        model, stop, kwargs = self.model, self.stop, self.kwargs
+        codec = model.codec
+        cache = _llm_cache(model)
+        llm_string = model._get_llm_string(stop=stop, **kwargs) if cache is not None else ""
+        plain = cache is None and model.rate_limiter is None
+        by_endpoint: dict[str, list[_Input]] = {}
+        for item in self.items:
+            if item.messages is None:
+                continue
+            item.messages = _normalize_messages(item.messages)
+            if cache is not None and _cache_hit(cache, item.messages, llm_string):
+                item.cached = True  # _generate_with_cache answers it; nothing to pay for
+                continue
+            try:
+                item.pre.request = codec.request(item.messages, stop, **kwargs)
+            except Exception as exc:  # raised where the realtime call would raise it
+                item.pre.error = exc
+                continue
+            by_endpoint.setdefault(item.pre.request.endpoint, []).append(item)
+            # On the plain path nothing reads the messages again: let them go.
+            item.plain = plain and _no_streaming(model, item.run, kwargs)
+            if item.plain:
+                item.messages = None
+        scheduler = model.scheduler
+        for endpoint, items in by_endpoint.items():
+            futures = scheduler.submit_many(
+                codec.adapter,
+                endpoint,
+                [item.pre.request.body for item in items if item.pre.request is not None],
+                flush=self.flush,
+                return_exceptions=True,
+            )
+            for item, future in zip(items, futures, strict=True):
+                item.pre.future = future
+                if item.pre.request is not None:
+                    item.pre.request.body = {}  # encoded and queued; reading needs the context
+            self.futures.extend(futures)
+
+    # -- finish -------------------------------------------------------------------------------
+
+    def finish(self, indexes: Iterable[int] | None = None) -> list[ChatResult | BaseException]:
+        """Run inputs (all, or those at ``indexes``) through ``_generate_with_cache``, end their
+        callback runs, and return their outcomes."""
+        model, stop, kwargs = self.model, self.stop, self.kwargs
+        chosen = self.items if indexes is None else [self.items[i] for i in indexes]
+        self.futures = []  # answers are read once; let each body go as soon as it is
+        with gc_paused():
+            for item in chosen:
+                if item.outcome is not None:
+                    continue
+                token = prefetched.set(None if item.cached else item.pre)
+                try:
+                    if item.plain:
+                        result = _generate_plain(model, item, stop, kwargs)
+                    else:
+                        result = model._generate_with_cache(
+                            item.messages or [], stop=stop, run_manager=item.run, **kwargs
+                        )
+                except Exception as exc:
+                    if item.run is not None:
+                        item.run.on_llm_error(
+                            exc,
+                            response=LLMResult(
+                                generations=[list(_generate_response_from_error(exc))]
+                            ),
+                        )
+                    item.outcome = exc
+                    continue
+                finally:
+                    prefetched.reset(token)
+                    item.pre = _DONE
+                if item.run is not None:
+                    item.run.on_llm_end(
+                        LLMResult(
+                            generations=[list(result.generations)], llm_output=result.llm_output
+                        )
+                    )
+                item.outcome = result
+        return [item.outcome for item in chosen]  # type: ignore[misc]
+
+    @property
+    def runs(self) -> list[CallbackManagerForLLMRun | None]:
+        """Each input's callback run (None where the input failed before it started)."""
+        return [item.run for item in self.items]
+
+
+_DONE = Prefetched()
+
+
+def _no_streaming(
+    model: BatchChatModel, run: CallbackManagerForLLMRun | None, kwargs: dict[str, Any]
+) -> bool:
+    """True when ``_generate_with_cache`` would take neither streaming branch for this run, so
+    that (with no cache and no rate limiter) it would only call ``_generate`` and decorate."""
+    return not model._should_use_protocol_streaming(
+        async_api=False, run_manager=run, **kwargs
+    ) and not model._should_stream(async_api=False, run_manager=run, **kwargs)
+
+
+def _generate_plain(
+    model: BatchChatModel, item: _Input, stop: list[str] | None, kwargs: dict[str, Any]
+) -> ChatResult:
+    """``_generate_with_cache`` on its plain path, step for step, minus its per-call
+    ``inspect.signature`` of ``_generate`` (a third of the cost of finishing a fan-out)."""
+    result = model._generate(item.messages or [], stop=stop, run_manager=item.run, **kwargs)
+    if model.output_version == "v1":
+        for generation in result.generations:
+            generation.message = _update_message_content_to_blocks(generation.message, "v1")
+    run = item.run
+    for idx, generation in enumerate(result.generations):
+        if run is not None and generation.message.id is None:
+            generation.message.id = f"{LC_ID_PREFIX}-{run.run_id}-{idx}"
+        generation.message.response_metadata = _gen_info_and_msg_metadata(generation)
+    if len(result.generations) == 1 and result.llm_output is not None:
+        message = result.generations[0].message
+        message.response_metadata = {**result.llm_output, **message.response_metadata}
+    return result
+
+
+def _llm_cache(model: BatchChatModel) -> Any:
+    if model.cache is False:
+        return None
+    cache = model.cache if model.cache not in (None, True) else get_llm_cache()
+    return cache if cache is not None and hasattr(cache, "lookup") else None
+
+
+def _cache_hit(cache: Any, messages: list[BaseMessage], llm_string: str) -> bool:
+    """The lookup ``_generate_with_cache`` will make (message ids do not count)."""
+    normalized = [
+        m.model_copy(update={"id": None}) if getattr(m, "id", None) is not None else m
+        for m in messages
+    ]
+    return isinstance(cache.lookup(dumps(normalized), llm_string), list)

@@ -1,0 +1,222 @@
+"""OpenAI through ``langchain-openai``: ``ChatOpenAI`` builds the request and reads the answer.
+
+What ``ChatOpenAI._generate`` does around its SDK call is mirrored here step for step, so the
+batch line carries the body the realtime call would have sent, and the answer goes through the
+parser the realtime answer would have gone through:
+
+- plain chat: ``client.chat.completions.create(**payload)`` -> ``_create_chat_result``;
+- ``response_format`` (structured output): ``client.chat.completions.parse(**payload)``, whose
+  SDK turns a pydantic ``response_format`` into a JSON schema on the way out and fills
+  ``parsed`` on the way back;
+- the Responses API: ``client.responses.create`` / ``.parse`` ->
+  ``_construct_lc_result_from_responses_api``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+
+from batch_llm import Provider, resolve_provider
+
+from ._codec import ChatCodec, ChatRequest, register
+
+if TYPE_CHECKING:
+    from langchain_openai.chat_models.base import BaseChatOpenAI
+
+__all__ = ["OpenAIChatCodec", "openai_adapter_for"]
+
+CHAT = "/v1/chat/completions"
+RESPONSES = "/v1/responses"
+# Keys ChatOpenAI may leave in a payload that the SDK treats as request options, not body.
+_OPTION_KEYS = ("extra_headers", "extra_query", "timeout")
+
+
+def _import_langchain_openai() -> Any:
+    try:
+        import langchain_openai
+    except ImportError:
+        raise ImportError(
+            "batching OpenAI models through LangChain builds a ChatOpenAI: "
+            "pip install langchain-openai"
+        ) from None
+    return langchain_openai
+
+
+def _secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "get_secret_value"):
+        return str(value.get_secret_value())
+    if isinstance(value, str):
+        return value
+    raise TypeError(
+        "batch-llm needs a plain OpenAI API key; callable keys (Azure AD tokens) are not supported"
+    )
+
+
+def openai_adapter_for(
+    api_key: Any, base_url: str | None, organization: str | None, headers: Any
+) -> Provider:
+    """The interned OpenAI adapter for these credentials (shared by chat and embeddings)."""
+    return resolve_provider(
+        "openai",
+        api_key=_secret(api_key),
+        base_url=base_url,
+        organization=organization,
+        default_headers=dict(headers) if headers else None,
+    )
+
+
+def _chat_completion(body: Any) -> Any:
+    """The SDK object the realtime call parses this body into."""
+    from openai.types.chat import ChatCompletion
+
+    try:
+        return ChatCompletion.model_validate(body)
+    except ValueError:
+        # The SDK itself builds response objects leniently; do the same for odd bodies.
+        from openai._models import construct_type
+
+        return construct_type(type_=ChatCompletion, value=body)
+
+
+class OpenAIChatCodec(ChatCodec):
+    """Codec for ``ChatOpenAI`` (and OpenAI-compatible ``BaseChatOpenAI`` subclasses)."""
+
+    provider_name = "openai"
+    inner: BaseChatOpenAI
+
+    @functools.cached_property
+    def adapter(self) -> Provider:
+        inner = self.inner
+        return openai_adapter_for(
+            inner.openai_api_key,
+            inner.openai_api_base,
+            inner.openai_organization,
+            inner.default_headers,
+        )
+
+    def request(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> ChatRequest:
+        inner = self.inner
+        payload = inner._get_request_payload(messages, stop=stop, **kwargs)
+        for key in _OPTION_KEYS:
+            payload.pop(key, None)
+        extra_body = payload.pop("extra_body", None)
+        if "response_format" in payload:
+            request = self._parse_request(payload)
+        elif inner._use_responses_api(payload):
+            request = self._responses_request(payload, kwargs.get("response_format"))
+        else:
+            request = ChatRequest(CHAT, payload, {"kind": "chat"})
+        if extra_body:
+            request.body.update(extra_body)
+        return request
+
+    @staticmethod
+    def _parse_request(payload: dict[str, Any]) -> ChatRequest:
+        """``chat.completions.parse``: the SDK converts the schema and always sends
+        ``stream: false``."""
+        from openai import NOT_GIVEN
+        from openai.lib._parsing._completions import (
+            type_to_response_format_param,
+            validate_input_tools,
+        )
+
+        payload.pop("stream", None)
+        response_format = payload["response_format"]
+        # As parse(**payload) would: tools absent means "not given", not None.
+        input_tools = validate_input_tools(payload["tools"]) if "tools" in payload else NOT_GIVEN
+        payload["response_format"] = type_to_response_format_param(response_format)
+        payload["stream"] = False
+        context = {"kind": "parse", "response_format": response_format, "tools": input_tools}
+        return ChatRequest(CHAT, payload, context)
+
+    @staticmethod
+    def _responses_request(payload: dict[str, Any], schema: Any) -> ChatRequest:
+        """``responses.create`` / ``responses.parse`` (the latter for a pydantic schema)."""
+        text_format = payload.pop("text_format", None)
+        if text_format is not None:
+            from openai.lib._parsing._responses import type_to_text_format_param
+
+            text = dict(payload.get("text") or {})
+            text["format"] = type_to_text_format_param(text_format)
+            payload["text"] = text
+        context = {
+            "kind": "responses",
+            "schema": schema,
+            "text_format": text_format,
+            "tools": payload.get("tools"),
+        }
+        return ChatRequest(RESPONSES, payload, context)
+
+    def result(self, body: Any, request: ChatRequest) -> ChatResult:
+        inner = self.inner
+        context = request.context
+        kind = context["kind"]
+        if kind == "chat":
+            return inner._create_chat_result(_chat_completion(body), {})
+        if kind == "parse":
+            from openai.lib._parsing._completions import parse_chat_completion
+
+            parsed = parse_chat_completion(
+                response_format=context["response_format"],
+                chat_completion=_chat_completion(body),
+                input_tools=context["tools"],
+            )
+            return inner._create_chat_result(parsed, {})
+        from langchain_openai.chat_models.base import _construct_lc_result_from_responses_api
+        from openai.types.responses import Response
+
+        response: Any = Response.model_validate(body)
+        if context["text_format"] is not None:
+            from openai.lib._parsing._responses import parse_response
+
+            response = parse_response(
+                input_tools=context["tools"],
+                text_format=context["text_format"],
+                response=response,
+            )
+        return _construct_lc_result_from_responses_api(
+            response, schema=context["schema"], metadata={}, output_version=inner.output_version
+        )
+
+    def error(self, exc: BaseException) -> BaseException:
+        """ChatOpenAI turns some SDK errors into its own subclasses; do exactly the same."""
+        import openai
+        from langchain_openai.chat_models import base
+
+        try:
+            try:
+                raise exc
+            except openai.BadRequestError as bad:
+                base._handle_openai_bad_request(bad)
+            except openai.APIError as api:
+                base._handle_openai_api_error(api)
+        except BaseException as mapped:  # the handlers re-raise what realtime raises
+            return mapped
+        return exc
+
+
+def _build_chat_openai(**params: Any) -> BaseChatModel:
+    module = _import_langchain_openai()
+    return module.ChatOpenAI(**params)  # type: ignore[no-any-return]
+
+
+def _accepts(model: BaseChatModel) -> bool:
+    try:
+        from langchain_openai import AzureChatOpenAI
+        from langchain_openai.chat_models.base import BaseChatOpenAI
+    except ImportError:
+        return False
+    # Azure's batch API lives elsewhere (deployments, api-version); not batchable here yet.
+    return isinstance(model, BaseChatOpenAI) and not isinstance(model, AzureChatOpenAI)
+
+
+register("openai", _build_chat_openai, _accepts, OpenAIChatCodec)
