@@ -38,6 +38,8 @@ class RequestFuture:
         provider: the provider's name.
         custom_id: the request's line id within its batch, once queued.
         batch_id: the provider's batch id, once submitted.
+        deadline: when (``time.monotonic``) the request is sent realtime if the batch has not
+            answered it yet; None to wait for the batch however long it takes.
     """
 
     __slots__ = (
@@ -48,6 +50,7 @@ class RequestFuture:
         "_value",
         "batch_id",
         "custom_id",
+        "deadline",
         "provider",
     )
 
@@ -56,6 +59,7 @@ class RequestFuture:
         self._latch = latch
         self.custom_id: str | None = None
         self.batch_id: str | None = None
+        self.deadline: float | None = None
         self._state = _PENDING
         self._value: Any = None
         self._event: threading.Event | None = None

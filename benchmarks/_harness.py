@@ -13,6 +13,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -67,13 +68,17 @@ def control(url: str, path: str, payload: dict[str, Any] | None = None) -> Any:
 def run_side(script: str, side: str, url: str, args: Sequence[str]) -> dict[str, Any]:
     """Run one side in a fresh interpreter; it prints one JSON line with wall and rss."""
     control(url, "/_emulator/reset", {})
-    out = subprocess.run(
-        [sys.executable, script, "--side", side, "--url", url, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        # A fresh journal per run: the library's default (journal on), without a later run
+        # finding an earlier run's answers on disk.
+        env = {**os.environ, "PYTHONHASHSEED": "0", "BATCH_LLM_JOURNAL": f"{tmp}/journal.sqlite3"}
+        out = subprocess.run(
+            [sys.executable, script, "--side", side, "--url", url, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result["batches"] = control(url, "/_emulator/stats")["batches_created"]
     return result

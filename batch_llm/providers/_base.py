@@ -9,14 +9,17 @@ its adapter.
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from .._errors import InvalidRequestError
 
 __all__ = [
+    "INTENT_KEY",
     "BatchState",
     "BatchStatus",
     "Limits",
@@ -25,6 +28,9 @@ __all__ = [
     "Provider",
     "encode_body",
 ]
+
+#: The batch-metadata key under which the scheduler stamps its journal intent id.
+INTENT_KEY = "batch_llm_intent"
 
 BatchState = Literal["validating", "in_progress", "finalizing", "cancelling", "ended"]
 Outcome = Literal["completed", "failed", "expired", "cancelled"]
@@ -57,20 +63,42 @@ class Prepared:
         data: the request body as the JSON bytes that will be sent.
         nbytes: what the request adds to its batch's payload, envelope included.
         inputs: what it adds towards ``Limits.max_inputs``.
+        deterministic: the same request always gets the same answer (embeddings, sampling at
+            temperature 0), so identical requests may share one line.
         custom_id: the line's id within its batch, set by the scheduler when it is queued.
+        attempts: how many batches this line has already been sent in (expired or rejected
+            lines are sent again, a bounded number of times).
     """
 
-    __slots__ = ("custom_id", "data", "endpoint", "inputs", "key", "nbytes")
+    __slots__ = (
+        "attempts",
+        "custom_id",
+        "data",
+        "deterministic",
+        "endpoint",
+        "inputs",
+        "key",
+        "nbytes",
+    )
 
     def __init__(
-        self, key: Hashable, endpoint: str, data: bytes, nbytes: int, inputs: int = 1
+        self,
+        key: Hashable,
+        endpoint: str,
+        data: bytes,
+        nbytes: int,
+        inputs: int = 1,
+        *,
+        deterministic: bool = False,
     ) -> None:
         self.key = key
         self.endpoint = endpoint
         self.data = data
         self.nbytes = nbytes
         self.inputs = inputs
+        self.deterministic = deterministic
         self.custom_id = ""
+        self.attempts = 0
 
     def __repr__(self) -> str:
         return f"<Prepared {self.endpoint} {self.custom_id or '(unqueued)'} {self.nbytes} B>"
@@ -87,6 +115,9 @@ class BatchStatus:
         total, succeeded, failed: request counts as the provider reports them.
         outcome: how it ended, once ``state == "ended"``.
         reason: why it failed, when ``outcome == "failed"``.
+        line_errors: for a batch that failed validation, the errors the provider tied to
+            particular lines (1-based line number -> message); the other lines were fine.
+        endpoint: the endpoint of the batch's lines.
         handle: the provider's batch object, for the adapter's own use.
     """
 
@@ -98,6 +129,8 @@ class BatchStatus:
     failed: int = 0
     outcome: Outcome | None = None
     reason: str | None = None
+    line_errors: Mapping[int, str] = field(default_factory=dict)
+    endpoint: str | None = None
     handle: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -127,8 +160,12 @@ class Provider(abc.ABC):
     """One provider's Batch API.
 
     Lifecycle: ``prepare`` runs on the caller's thread for every request and must be cheap
-    and free of I/O; ``submit``, ``poll``, ``results`` and ``cancel`` run on the scheduler's
-    event loop; ``aclose`` releases clients. Two adapters that compare equal share queues.
+    and free of I/O; everything else runs on the scheduler's event loop; ``aclose`` releases
+    clients. Two adapters that compare equal share queues.
+
+    Results are read as named raw byte streams (``result_streams``, ``open_stream``) parsed by
+    ``parse_stream``; the scheduler keeps a copy of the raw bytes in its journal and can parse
+    them again later (``replay``) without asking the provider.
     """
 
     name: ClassVar[str]
@@ -143,28 +180,95 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     async def submit(
-        self, key: Hashable, lines: Sequence[Prepared], metadata: Mapping[str, str]
+        self,
+        key: Hashable,
+        lines: Sequence[Prepared],
+        metadata: Mapping[str, str],
+        before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
         """Create one batch holding ``lines`` (each with its ``custom_id``) and return its
-        first status."""
+        first status. ``before_create`` is awaited right before the call that creates the
+        batch (after any upload), so the journal's intent is written by then."""
 
     @abc.abstractmethod
     async def poll(self, status: BatchStatus) -> BatchStatus:
-        """Fetch the batch's current status."""
-
-    @abc.abstractmethod
-    def results(self, status: BatchStatus) -> AsyncIterator[list[tuple[str, Any]]]:
-        """Stream an ended batch's results as lists of ``(custom_id, outcome)``, a list at a time
-        as they arrive.
-
-        The outcome is the response body the realtime API would have returned, or an
-        exception instance: the one the provider SDK raises for that error, or a
-        ``BatchError`` for a request the batch never ran.
-        """
+        """Fetch the batch's current status (``status`` may carry only the batch id)."""
 
     @abc.abstractmethod
     async def cancel(self, status: BatchStatus) -> BatchStatus:
         """Ask the provider to cancel the batch."""
+
+    # -- results ----------------------------------------------------------------------------
+
+    def result_streams(self, status: BatchStatus) -> list[str]:
+        """Names of an ended batch's result streams, in reading order."""
+        raise NotImplementedError
+
+    def open_stream(
+        self, status: BatchStatus, name: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """The raw bytes of one result stream, as they arrive."""
+        raise NotImplementedError
+
+    def parse_stream(
+        self, status: BatchStatus, name: str, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[list[tuple[str, Any]]]:
+        """Parse one result stream into lists of ``(custom_id, outcome)``.
+
+        The outcome is the response body the realtime API would have returned, or an
+        exception instance: the one the provider SDK raises for that error, or a
+        ``BatchError`` for a request the batch never ran. Only ``status.batch_id`` and
+        ``status.endpoint`` may be relied on: a replay has nothing else.
+        """
+        raise NotImplementedError
+
+    async def results(
+        self, status: BatchStatus, sink: Callable[[str, bytes], object] | None = None
+    ) -> AsyncIterator[list[tuple[str, Any]]]:
+        """Stream an ended batch's results as lists of ``(custom_id, outcome)``, a list at a
+        time as they arrive; every raw chunk also goes to ``sink(stream, chunk)``."""
+        for name in self.result_streams(status):
+            async with self.open_stream(status, name) as chunks:
+                source = chunks if sink is None else _tee(chunks, name, sink)
+                async for rows in self.parse_stream(status, name, source):
+                    yield rows
+
+    async def replay(
+        self, status: BatchStatus, streams: Sequence[tuple[str, bytes]]
+    ) -> AsyncIterator[list[tuple[str, Any]]]:
+        """Parse result streams kept from an earlier read (``(name, bytes)``, in order)."""
+        grouped: dict[str, list[bytes]] = {}
+        for name, data in streams:
+            grouped.setdefault(name, []).append(data)
+        for name, parts in grouped.items():
+            async for rows in self.parse_stream(status, name, _from(parts)):
+                yield rows
+
+    # -- durability -------------------------------------------------------------------------
+
+    def identity(self) -> str:
+        """A stable digest of what makes this adapter's batches its own (endpoint,
+        credentials hashed): the journal keys requests by it across processes."""
+        return hashlib.sha256(self.describe().encode()).hexdigest()[:24]
+
+    async def find_batch(self, intent_id: str, created_after: float) -> BatchStatus | None:
+        """The batch stamped with ``intent_id`` (created after that Unix time), if the provider
+        has one: reconciles a crash between creating a batch and recording its id."""
+        return None
+
+    async def realtime(self, prepared: Prepared) -> Any:
+        """Send one request through the realtime API; returns its body or raises its error."""
+        raise NotImplementedError(f"{self.name} cannot send requests realtime")
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Worth retrying: rate limits, server errors, timeouts, dropped connections."""
+        from .._retry import is_transient
+
+        return is_transient(exc)
+
+    def is_not_found(self, exc: BaseException) -> bool:
+        """The provider does not know the batch (a journal entry from another server)."""
+        return getattr(exc, "status_code", None) == 404
 
     async def aclose(self) -> None:  # noqa: B027 - adapters without clients need nothing
         """Release network clients."""
@@ -172,3 +276,17 @@ class Provider(abc.ABC):
     def describe(self) -> str:
         """A short name for logs, without secrets."""
         return self.name
+
+
+async def _tee(
+    chunks: AsyncIterator[bytes], name: str, sink: Callable[[str, bytes], object]
+) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        if chunk:
+            sink(name, chunk)
+        yield chunk
+
+
+async def _from(parts: Sequence[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part

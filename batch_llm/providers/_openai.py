@@ -8,11 +8,13 @@ file whose lines are matched to callers by ``custom_id`` (their order is not gua
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
+import json
 import os
 import weakref
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import (
@@ -22,7 +24,16 @@ from .._errors import (
     InvalidRequestError,
     UnsupportedEndpointError,
 )
-from ._base import BatchState, BatchStatus, Limits, Outcome, Prepared, Provider, encode_body
+from ._base import (
+    INTENT_KEY,
+    BatchState,
+    BatchStatus,
+    Limits,
+    Outcome,
+    Prepared,
+    Provider,
+    encode_body,
+)
 from ._sdk import http_module_of, iter_json_chunks, shared_ssl_context
 
 if TYPE_CHECKING:
@@ -190,12 +201,17 @@ class OpenAIProvider(Provider):
                 raise InvalidRequestError("an embeddings request needs a non-empty 'input'")
             if isinstance(value, list) and value and not isinstance(value[0], int):
                 inputs = len(value)
+            deterministic = True
+        else:
+            # OpenAI samples at temperature 1 unless told otherwise.
+            deterministic = body.get("temperature") == 0 and body.get("n", 1) == 1
         return Prepared(
             key=(path, model),
             endpoint=path,
             data=data,
             nbytes=len(data) + len(path) + _ENVELOPE,
             inputs=inputs,
+            deterministic=deterministic,
         )
 
     def limits(self, key: Hashable) -> Limits:
@@ -205,7 +221,11 @@ class OpenAIProvider(Provider):
     # -- on the scheduler's loop --------------------------------------------------------------
 
     async def submit(
-        self, key: Hashable, lines: Sequence[Prepared], metadata: Mapping[str, str]
+        self,
+        key: Hashable,
+        lines: Sequence[Prepared],
+        metadata: Mapping[str, str],
+        before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
         endpoint = lines[0].endpoint
         url = endpoint.encode()
@@ -227,6 +247,8 @@ class OpenAIProvider(Provider):
             purpose=self.file_purpose,  # type: ignore[arg-type]
         )
         del payload
+        if before_create is not None:
+            await before_create()
         batch = await self.client.batches.create(
             input_file_id=uploaded.id,
             endpoint=endpoint,  # type: ignore[arg-type]
@@ -241,20 +263,45 @@ class OpenAIProvider(Provider):
     async def cancel(self, status: BatchStatus) -> BatchStatus:
         return self._status(await self.client.batches.cancel(status.batch_id))
 
-    async def results(self, status: BatchStatus) -> AsyncIterator[list[tuple[str, Any]]]:
+    def result_streams(self, status: BatchStatus) -> list[str]:
         batch = status.handle
-        endpoint = getattr(batch, "endpoint", None) or CHAT
+        return [f for f in (batch.output_file_id, batch.error_file_id) if f]
+
+    @contextlib.asynccontextmanager
+    async def open_stream(
+        self, status: BatchStatus, name: str
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        async with self.client.files.with_streaming_response.content(name) as response:
+            yield response.iter_bytes()
+
+    async def parse_stream(
+        self, status: BatchStatus, name: str, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[list[tuple[str, Any]]]:
+        endpoint = status.endpoint or CHAT
         outcome = self._outcome
-        for file_id in (batch.output_file_id, batch.error_file_id):
-            if not file_id:
-                continue
-            async with self.client.files.with_streaming_response.content(file_id) as response:
-                async for rows in iter_json_chunks(response.iter_bytes()):
-                    yield [
-                        (row["custom_id"], outcome(row, status.batch_id, endpoint))
-                        for row in rows
-                        if isinstance(row.get("custom_id"), str)
-                    ]
+        async for rows in iter_json_chunks(chunks):
+            yield [
+                (row["custom_id"], outcome(row, status.batch_id, endpoint))
+                for row in rows
+                if isinstance(row.get("custom_id"), str)
+            ]
+
+    def identity(self) -> str:
+        return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
+
+    async def find_batch(self, intent_id: str, created_after: float) -> BatchStatus | None:
+        # Newest first; stop once past the intent's time (with slack for clock skew).
+        async for batch in self.client.batches.list(limit=100):
+            if (batch.metadata or {}).get(INTENT_KEY) == intent_id:
+                return self._status(batch)
+            if batch.created_at < created_after - 300:
+                return None
+        return None
+
+    async def realtime(self, prepared: Prepared) -> Any:
+        return await self.client.post(
+            prepared.endpoint.removeprefix("/v1"), body=json.loads(prepared.data), cast_to=object
+        )
 
     async def aclose(self) -> None:
         client = self._clients.pop(asyncio.get_running_loop(), None)
@@ -267,9 +314,13 @@ class OpenAIProvider(Provider):
         state, outcome = _STATES.get(batch.status, ("in_progress", None))
         counts = batch.request_counts
         reason = None
+        line_errors: dict[int, str] = {}
         if outcome == "failed":
             errors = getattr(batch.errors, "data", None) or []
             reason = "; ".join(_describe_batch_error(e) for e in errors) or "no reason given"
+            line_errors = {
+                int(e.line): _describe_batch_error(e) for e in errors if getattr(e, "line", None)
+            }
         return BatchStatus(
             batch_id=batch.id,
             state=state,
@@ -279,6 +330,8 @@ class OpenAIProvider(Provider):
             failed=counts.failed if counts else 0,
             outcome=outcome,
             reason=reason,
+            line_errors=line_errors,
+            endpoint=getattr(batch, "endpoint", None),
             handle=batch,
         )
 

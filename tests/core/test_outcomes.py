@@ -55,14 +55,15 @@ def test_failed_validation_reaches_every_caller_with_the_reason(
 
 
 def test_expired_batch_delivers_finished_lines_and_names_the_rest(
-    scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator
+    openai_provider: OpenAIProvider, emulator: Emulator
 ) -> None:
     emulator.knobs.expire_after_fraction = 0.5
-    results = run(scheduler, openai_provider, 40)
+    with Scheduler(poll_interval=0.02, on_expiry="fail") as scheduler:
+        results = run(scheduler, openai_provider, 40)
+        assert scheduler.batches[0].outcome == "expired"
     done = [r for r in results if isinstance(r, dict)]
     expired = [r for r in results if isinstance(r, BatchExpiredError)]
     assert len(done) == 20 and len(expired) == 20
-    assert scheduler.batches[0].outcome == "expired"
 
 
 def test_cancelled_batch_delivers_partial_output(
@@ -93,6 +94,8 @@ def test_submission_failure_reaches_every_caller_as_the_sdk_error(
     results = run(scheduler, openai_provider, 3)
     assert all(isinstance(r, openai.InternalServerError) for r in results)
     assert scheduler.batches[0].status == "submit_failed"
+    # Retried, boundedly, before giving up.
+    assert emulator.stats.calls_by_route["POST /v1/files"] == scheduler.retry.attempts
 
 
 def test_close_fails_queued_requests_without_sending_them(

@@ -190,10 +190,23 @@ def test_window_collects_single_calls_without_explicit_flush(
 def test_identical_requests_share_one_line(
     scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator
 ) -> None:
-    futures = scheduler.submit_many(openai_provider, CHAT, [chat("same")] * 3 + [chat("other")])
+    same = chat("same", temperature=0)
+    futures = scheduler.submit_many(
+        openai_provider, CHAT, [same] * 3 + [chat("other", temperature=0)]
+    )
     results = batch_llm.wait(futures)
     assert results[0] == results[1] == results[2]
     assert emulator.stats.lines_submitted == 2
+
+
+def test_repeats_of_a_sampled_request_stay_separate_samples(
+    scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator
+) -> None:
+    # No temperature: OpenAI samples at 1, so three asks are three samples, three lines.
+    futures = scheduler.submit_many(openai_provider, CHAT, [chat("sample me")] * 3)
+    batch_llm.wait(futures)
+    assert len({f.custom_id for f in futures}) == 3
+    assert emulator.stats.lines_submitted == 3
 
 
 def test_embedding_inputs_are_capped_per_batch(

@@ -1,0 +1,142 @@
+"""What the scheduler knows of each batch: queued lines, then a batch followed to its end."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from ._journal import Intent
+from ._waiters import Waiters
+from .providers import BatchStatus, Limits, Prepared, Provider
+
+__all__ = ["Batch", "BatchRecord", "Queue"]
+
+
+@dataclass
+class BatchRecord:
+    """What the scheduler knows of one batch it made or resumed; kept for inspection.
+
+    Attributes:
+        provider: the adapter's description (no secrets).
+        key: the adapter's grouping key (for OpenAI, endpoint and model).
+        requests: lines in the batch.
+        batch_id: the provider's id, once created.
+        status: the provider's latest status word, or ``queued`` / ``submit_failed``.
+        outcome: how it ended, once it has.
+        counts: the provider's request counts (total, succeeded, failed).
+        intent_id: the journal's id for the submission.
+        resumed: True if an earlier run submitted it and this one picked it up.
+    """
+
+    provider: str
+    key: Hashable
+    requests: int
+    batch_id: str | None = None
+    status: str = "queued"
+    outcome: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    intent_id: str = ""
+    resumed: bool = False
+
+
+class Batch:
+    """One provider batch: its lines, the callers still waiting, and how far it got.
+
+    Created when a queue is cut (under the scheduler's lock) or when a journal entry is picked
+    up again; from then on only the scheduler's loop touches it.
+    """
+
+    __slots__ = (
+        "by_id",
+        "finished",
+        "intent",
+        "key",
+        "late",
+        "lines",
+        "pending",
+        "provider",
+        "record",
+        "status",
+    )
+
+    def __init__(
+        self,
+        provider: Provider,
+        key: Hashable,
+        lines: list[Prepared],
+        pending: dict[str, Waiters],
+        *,
+        intent: Intent | None = None,
+    ) -> None:
+        self.provider = provider
+        self.key = key
+        self.lines = lines
+        # Lines by id, kept after submission: expired or rejected lines are sent again.
+        self.by_id: dict[str, Prepared] = {}
+        self.pending = pending
+        self.finished = False
+        # Callers that asked for a line of this batch after its results were handed out.
+        self.late: list[tuple[Prepared, Waiters]] = []
+        self.status: BatchStatus | None = None
+        endpoint = lines[0].endpoint if lines else (intent.endpoint if intent else "")
+        self.intent = intent or Intent(
+            intent_id=uuid.uuid4().hex,
+            provider=provider.describe(),
+            provider_id=provider.identity(),
+            endpoint=endpoint,
+            requests=len(lines),
+        )
+        self.record = BatchRecord(
+            provider.describe(),
+            key,
+            len(lines) or self.intent.requests,
+            batch_id=self.intent.batch_id,
+            intent_id=self.intent.intent_id,
+            resumed=intent is not None,
+        )
+
+    @property
+    def intent_id(self) -> str:
+        """The journal's id for this submission."""
+        return self.intent.intent_id
+
+
+class Queue:
+    """Requests waiting to share one batch."""
+
+    __slots__ = ("generation", "inputs", "key", "limits", "lines", "nbytes", "provider", "waiters")
+
+    def __init__(self, provider: Provider, key: Hashable, limits: Limits) -> None:
+        self.provider = provider
+        self.key = key
+        self.limits = limits
+        self.lines: list[Prepared] = []
+        self.waiters: dict[str, Waiters] = {}
+        self.nbytes = 0
+        self.inputs = 0
+        self.generation = 0
+
+    def fits(self, prepared: Prepared) -> bool:
+        """Whether one more line stays within every limit."""
+        limits = self.limits
+        if len(self.lines) >= limits.max_requests:
+            return False
+        if self.nbytes + prepared.nbytes > limits.max_bytes:
+            return False
+        return limits.max_inputs is None or self.inputs + prepared.inputs <= limits.max_inputs
+
+    def add(self, prepared: Prepared, waiting: Waiters) -> None:
+        """Queue a new line."""
+        self.lines.append(prepared)
+        self.waiters[prepared.custom_id] = waiting
+        self.nbytes += prepared.nbytes
+        self.inputs += prepared.inputs
+
+    def cut(self) -> Batch:
+        """Everything queued, as one batch; the queue starts empty again."""
+        batch = Batch(self.provider, self.key, self.lines, self.waiters)
+        self.lines = []
+        self.waiters = {}
+        self.nbytes = self.inputs = 0
+        return batch
