@@ -87,7 +87,11 @@ def run_demo(*, requests: int = 1000, delay: float = 3.0, out: TextIO | None = N
         )
         progress = _Progress(requests, stream)
         started = time.monotonic()
-        with Scheduler(poll_interval=0.1, poll_max=1.0, listeners=[progress]) as scheduler:
+        # The emulator is new each time, so the demo keeps no journal: a second run would
+        # otherwise take the first run's answers from disk and make no batch at all.
+        with Scheduler(
+            poll_interval=0.1, poll_max=1.0, listeners=[progress], journal="off"
+        ) as scheduler:
             bodies = [
                 {"model": MODEL, "temperature": 0, "messages": [{"role": "user", "content": q}]}
                 for q, _ in questions

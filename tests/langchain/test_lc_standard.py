@@ -16,8 +16,9 @@ from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 from batch_llm import Scheduler
 from batch_llm.emulator import Emulator
 
-# One fast scheduler for the suites (their fixtures build models from class-level params).
-SCHEDULER = Scheduler(window=0.05, poll_interval=0.01, poll_max=0.05)
+# One fast scheduler for the suites (their fixtures build models from class-level params),
+# without a journal: it outlives every test's own.
+SCHEDULER = Scheduler(window=0.05, poll_interval=0.01, poll_max=0.05, journal="off")
 
 
 class TestBatchChatModelUnit(ChatModelUnitTests):
