@@ -27,7 +27,13 @@ from ._errors import (
 from ._futures import RequestFuture, gather, wait
 from ._poll import PollPolicy
 from ._scheduler import BatchRecord, Scheduler, get_scheduler, set_scheduler
-from .providers import OpenAIProvider, Provider, resolve_provider
+from .providers import (
+    AnthropicProvider,
+    GeminiProvider,
+    OpenAIProvider,
+    Provider,
+    resolve_provider,
+)
 
 try:
     __version__ = version("batch-llm")
@@ -35,6 +41,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 __all__ = [
+    "AnthropicProvider",
     "BatchCancelledError",
     "BatchError",
     "BatchExpiredError",
@@ -42,6 +49,7 @@ __all__ = [
     "BatchLLMError",
     "BatchRecord",
     "Config",
+    "GeminiProvider",
     "InvalidRequestError",
     "MissingResultError",
     "OpenAIProvider",

@@ -14,7 +14,10 @@ def _emulator(args: argparse.Namespace) -> int:
     from .emulator import Emulator
 
     emulator = Emulator(host=args.host, port=args.port)
-    print(f"batch-llm emulator on {emulator.url}  (OpenAI base_url: {emulator.openai_base_url})")
+    print(
+        f"batch-llm emulator on {emulator.url}  (base_url for OpenAI: {emulator.openai_base_url}"
+        f", Anthropic: {emulator.anthropic_base_url}, Gemini: {emulator.gemini_base_url})"
+    )
     print("Ctrl-C stops it.", flush=True)
     emulator.serve_forever()
     return 0

@@ -9,6 +9,9 @@ any import::
         ...
         assert emu.stats.batches_created == 1
 
+``batch_llm_anthropic_env`` and ``batch_llm_gemini_env`` do the same for the Anthropic and
+google-genai SDKs (``ANTHROPIC_*`` and ``GOOGLE_GEMINI_BASE_URL``/``GOOGLE_API_KEY``).
+
 Sockets: with pytest-socket's ``--disable-socket``, tests that use these fixtures may still reach
 127.0.0.1 (and nothing else).
 """
@@ -23,9 +26,15 @@ import pytest
 
 from .emulator import Emulator
 
-__all__ = ["batch_llm_emulator", "batch_llm_openai_env"]
+__all__ = [
+    "batch_llm_anthropic_env",
+    "batch_llm_emulator",
+    "batch_llm_gemini_env",
+    "batch_llm_openai_env",
+]
 
 _DUMMY_KEY = "sk-batch-llm-emulator"
+_GEMINI_KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 
 
 def _allow_localhost(request: pytest.FixtureRequest) -> None:
@@ -70,4 +79,27 @@ def batch_llm_openai_env(batch_llm_emulator: Emulator, monkeypatch: pytest.Monke
     """The emulator, with ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` set to use it."""
     monkeypatch.setenv("OPENAI_BASE_URL", batch_llm_emulator.openai_base_url)
     monkeypatch.setenv("OPENAI_API_KEY", _DUMMY_KEY)
+    return batch_llm_emulator
+
+
+@pytest.fixture
+def batch_llm_anthropic_env(
+    batch_llm_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> Emulator:
+    """The emulator, with ``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_API_KEY`` set to use it."""
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", batch_llm_emulator.anthropic_base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", _DUMMY_KEY)
+    return batch_llm_emulator
+
+
+@pytest.fixture
+def batch_llm_gemini_env(batch_llm_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The emulator, with ``GOOGLE_GEMINI_BASE_URL`` and ``GOOGLE_API_KEY`` set to use it.
+
+    google-genai reads both; ``GEMINI_API_KEY`` is cleared so the SDK does not warn about two.
+    """
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", batch_llm_emulator.gemini_base_url)
+    for name in _GEMINI_KEY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_API_KEY", _DUMMY_KEY)
     return batch_llm_emulator

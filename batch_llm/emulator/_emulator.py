@@ -6,6 +6,8 @@ import threading
 from types import TracebackType
 from typing import Self
 
+from ._anthropic import AnthropicApi
+from ._gemini import GeminiApi
 from ._knobs import Knobs
 from ._openai import OpenAIApi
 from ._server import App, EmulatorHTTPServer, Router, add_control_routes
@@ -22,6 +24,8 @@ class Emulator:
 
         with Emulator() as emu:
             client = openai.OpenAI(base_url=emu.openai_base_url, api_key="test")
+            claude = anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="test")
+            gemini = genai.Client(api_key="test", http_options={"base_url": emu.gemini_base_url})
             emu.knobs.line_error_every = 10   # takes effect on the next batch
 
     Args:
@@ -37,12 +41,26 @@ class Emulator:
         self._stats = StatsRecorder()
         self._store = Store(self._stats)
         self._router = Router()
+        anthropic_api = AnthropicApi(self._store, self._get_knobs, self._stats)
+        anthropic_api.register(self._router)
+        # Before OpenAI: under /v1 both serve batches/ and files/ paths.
+        self._gemini = GeminiApi(self._store, self._get_knobs, self._stats)
+        self._gemini.register(self._router)
         openai_api = OpenAIApi(self._store, self._get_knobs, self._stats)
         openai_api.register(self._router)
         add_control_routes(
             self._router, knobs=self._get_knobs, stats=lambda: self.stats, reset=self.reset
         )
-        self._app = App(self._router, self._get_knobs, self._stats, fallback=openai_api)
+        self._app = App(
+            self._router,
+            self._get_knobs,
+            self._stats,
+            fallback=openai_api,
+            fallbacks=[
+                (anthropic_api.accepts, anthropic_api),
+                (self._gemini.accepts, self._gemini),
+            ],
+        )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._serving = False
@@ -77,6 +95,7 @@ class Emulator:
     def reset(self) -> None:
         """Forget every file and batch, zero the stats, and put the knobs back to defaults."""
         self._store.reset()
+        self._gemini.reset()
         self._stats.reset()
         self._knobs.reset()
 
@@ -102,6 +121,17 @@ class Emulator:
     def openai_base_url(self) -> str:
         """The ``base_url`` to give an OpenAI client (the root URL plus ``/v1``)."""
         return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """The ``base_url`` to give an Anthropic client (the root URL: its paths carry ``/v1``)."""
+        return self.url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """The ``base_url`` to give a google-genai client (``http_options={"base_url": ...}``);
+        the SDK adds the API version (``/v1beta`` or ``/v1``) itself."""
+        return self.url
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -112,13 +112,18 @@ class Conversation:
 
 @dataclass(slots=True)
 class Generation:
-    """What the model produced: text or tool calls, why it stopped, and token counts."""
+    """What the model produced: text or tool calls, why it stopped, and token counts.
+
+    ``stop_sequence`` is the stop sequence the text was cut at, for providers that report it
+    (Anthropic); it is None when no stop sequence ended the text.
+    """
 
     text: str | None
     tool_calls: list[ToolCall]
     finish_reason: FinishReason
     input_tokens: int
     output_tokens: int
+    stop_sequence: str | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -182,7 +187,8 @@ _ASKED_EXPR = re.compile(
     rf"(?i)\b(?:what\s+is|what's|whats|calculate|compute|evaluate|how\s+much\s+is)\s+({_EXPR})"
 )
 _ANY_EXPR = re.compile(rf"\d[)\s]*[-+*/{_TIMES}{_DIVIDE}][-(\s]*\d")
-_SMALL_MODEL_HINTS = ("mini", "haiku", "flash")
+_SMALL_MODEL_HINTS = frozenset({"mini", "haiku", "flash"})
+_NAME_PART = re.compile(r"[^a-z0-9]+")
 
 
 def _eval_node(node: ast.AST) -> Fraction:
@@ -228,10 +234,11 @@ def _arithmetic_answer(model: str, text: str) -> str | None:
         return "undefined"
     except (SyntaxError, ValueError):
         return None
-    lowered = model.lower()
+    # Whole name parts only: "gemini-2.5-pro" is not a "mini" model.
+    parts = set(_NAME_PART.split(model.lower()))
     # Small models get one question in five wrong (chosen by the question, so every run and every
     # path agrees), which gives eval sweeps comparing models something to find.
-    if any(hint in lowered for hint in _SMALL_MODEL_HINTS) and stable_hash(expr) % 5 == 0:
+    if not parts.isdisjoint(_SMALL_MODEL_HINTS) and stable_hash(expr) % 5 == 0:
         value += 1
     return _format_number(value)
 
@@ -480,16 +487,20 @@ def generate(conv: Conversation) -> Generation:
 
     text = _answer_text(conv, user_text)
     finish: FinishReason = "stop"
+    stopped_at: str | None = None
     for stop in conv.stop:
         if stop and stop in text:
+            # Each cut is earlier than the last, so the final one is the sequence that ended it.
             text = text[: text.index(stop)]
+            stopped_at = stop
     if conv.max_tokens is not None:
         text, cut = _truncate_words(text, conv.max_tokens)
         if cut:
             finish = "length"
+            stopped_at = None
     if conv.json_mode:
         text = json.dumps({"answer": text})
-    return Generation(text, [], finish, input_tokens, count_words(text))
+    return Generation(text, [], finish, input_tokens, count_words(text), stopped_at)
 
 
 # --------------------------------------------------------------------------- embeddings

@@ -628,7 +628,10 @@ class OpenAIApi:
     def _list_files(self, request: Request) -> Response:
         purpose = request.arg("purpose")
         files = [
-            _file_json(f) for f in self._store.files() if purpose is None or f.purpose == purpose
+            _file_json(f)
+            for f in self._store.files()
+            # Gemini's files share the store but are not OpenAI files.
+            if (purpose is None or f.purpose == purpose) and not f.purpose.startswith("gemini")
         ]
         if (request.arg("order") or "desc") == "desc":
             files.reverse()

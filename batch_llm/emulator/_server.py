@@ -15,7 +15,7 @@ import socketserver
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,6 +139,7 @@ class _Route:
     key: str
     handler: Handler
     api: Api | None
+    when: Callable[[Request], bool] | None = None
 
 
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -154,8 +155,21 @@ class Router:
     def __init__(self) -> None:
         self._routes: list[_Route] = []
 
-    def add(self, method: str, template: str, handler: Handler, api: Api | None) -> None:
-        """Register a route; ``api`` None marks a control route (no auth, faults or counting)."""
+    def add(
+        self,
+        method: str,
+        template: str,
+        handler: Handler,
+        api: Api | None,
+        *,
+        when: Callable[[Request], bool] | None = None,
+    ) -> None:
+        """Register a route; ``api`` None marks a control route (no auth, faults or counting).
+
+        ``when`` lets two providers share a path (Gemini's ``/v1/batches/{name}`` and OpenAI's
+        ``/v1/batches/{id}``): the route only takes requests it accepts, so register the one
+        with a ``when`` first.
+        """
         regex = "".join(
             f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part)
             for i, part in enumerate(_PARAM.split(template))
@@ -167,15 +181,20 @@ class Router:
                 f"{method.upper()} {template}",
                 handler,
                 api,
+                when,
             )
         )
 
-    def match(self, method: str, path: str) -> tuple[_Route | None, dict[str, str], bool]:
+    def match(
+        self, method: str, path: str, request: Request | None = None
+    ) -> tuple[_Route | None, dict[str, str], bool]:
         """The route for a request, its path parameters, and whether any route had that path."""
         path_known = False
         for route in self._routes:
             found = route.pattern.match(path)
             if found is None:
+                continue
+            if route.when is not None and (request is None or not route.when(request)):
                 continue
             if route.method == method:
                 return route, found.groupdict(), True
@@ -192,21 +211,32 @@ class App:
         knobs: Callable[[], Knobs],
         stats: StatsRecorder,
         fallback: Api,
+        *,
+        fallbacks: Sequence[tuple[Callable[[Request], bool], Api]] = (),
     ) -> None:
         self._router = router
         self._knobs = knobs
         self._stats = stats
         self._fallback = fallback
+        self._fallbacks = list(fallbacks)
+
+    def _fallback_for(self, request: Request) -> Api:
+        """The provider whose error shape answers a request no route took."""
+        for accepts, api in self._fallbacks:
+            if accepts(request):
+                return api
+        return self._fallback
 
     def handle(self, request: Request) -> Response:
         """Answer one request; never raises."""
-        route, params, path_known = self._router.match(request.method, request.path)
+        route, params, path_known = self._router.match(request.method, request.path, request)
         if route is None:
+            fallback = self._fallback_for(request)
             if path_known:
-                return self._fallback.error(
+                return fallback.error(
                     405, f"Method {request.method} not allowed for {request.path}."
                 )
-            return self._fallback.error(404, f"Invalid URL ({request.method} {request.path})")
+            return fallback.error(404, f"Invalid URL ({request.method} {request.path})")
         request.params = params
         api = route.api
         try:
@@ -222,7 +252,9 @@ class App:
             return route.handler(request)
         except Exception:
             log.exception("emulator handler for %s failed", route.key)
-            return (api or self._fallback).error(500, "The emulator failed on this request.")
+            return (api or self._fallback_for(request)).error(
+                500, "The emulator failed on this request."
+            )
 
     def _injected_fault(self, key: str, count: int, api: Api) -> Response | None:
         knobs = self._knobs()

@@ -19,7 +19,8 @@ class EmulatorStats:
         lines_submitted: input lines over all created batches.
         files_uploaded: files uploaded by clients (result files the emulator writes excluded).
         bytes_uploaded: total size of those files.
-        realtime_calls: chat, completion, embedding and response calls made outside batches.
+        realtime_calls: realtime calls of any provider (chat, messages, generateContent,
+            embeddings, responses...) made outside batches.
         http_errors_injected: answers replaced by an error through ``Knobs.http_error_every``.
         calls_by_route: calls per route key, such as ``"GET /v1/batches/{id}"``.
         batches: one dict per batch: ``id``, ``provider``, ``endpoint``, ``models``, ``lines``,

@@ -219,6 +219,8 @@ class BatchJob:
         self.states: list[str] = []
         self.results: list[Outcome | None] = []
         self.cancel_requested = False
+        # The terminal status being published, set just before ``hooks.finish`` runs.
+        self.ending: str | None = None
         # _wake cuts any delay short (cancel, reset); _abandon only reset/stop, so a cancelling
         # batch still spends its finalizing delay.
         self._wake = threading.Event()
@@ -550,6 +552,7 @@ class Store:
                     states[index] = fill
         if job.abandoned:
             return
+        job.ending = status
         try:
             extra = job.hooks.finish(job)
         except Exception as exc:

@@ -1,4 +1,8 @@
-"""Provider adapters and the registry that turns a name like ``"openai"`` into one."""
+"""Provider adapters and the registry that turns a name like ``"openai"`` into one.
+
+Built in: ``openai``, ``anthropic``, ``gemini`` (alias ``google_genai``; needs the ``[gemini]``
+extra), and the OpenAI-compatible presets ``groq``, ``doubleword`` and ``azure``.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,24 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import UnknownProviderError
+from ._anthropic import AnthropicProvider
 from ._base import BatchState, BatchStatus, Limits, Outcome, Prepared, Provider, encode_body
+from ._gemini import GeminiProvider
 from ._openai import OpenAIProvider
+from ._presets import PRESETS, OpenAICompatibleProvider, Preset, preset_classes
 
 __all__ = [
+    "PRESETS",
+    "AnthropicProvider",
     "BatchState",
     "BatchStatus",
+    "GeminiProvider",
     "Limits",
+    "OpenAICompatibleProvider",
     "OpenAIProvider",
     "Outcome",
     "Prepared",
+    "Preset",
     "Provider",
     "encode_body",
     "known_providers",
@@ -24,7 +36,13 @@ __all__ = [
     "resolve_provider",
 ]
 
-_factories: dict[str, Callable[..., Provider]] = {"openai": OpenAIProvider}
+_factories: dict[str, Callable[..., Provider]] = {
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "google_genai": GeminiProvider,  # LangChain's name for the provider
+    **preset_classes(),
+}
 _interned: dict[Provider, Provider] = {}
 _lock = threading.Lock()
 

@@ -8,6 +8,7 @@ import batch_llm.providers
 def test_core_public_names_are_pinned() -> None:
     assert sorted(batch_llm.__all__) == sorted(
         [
+            "AnthropicProvider",
             "BatchCancelledError",
             "BatchError",
             "BatchExpiredError",
@@ -15,6 +16,7 @@ def test_core_public_names_are_pinned() -> None:
             "BatchLLMError",
             "BatchRecord",
             "Config",
+            "GeminiProvider",
             "InvalidRequestError",
             "MissingResultError",
             "OpenAIProvider",

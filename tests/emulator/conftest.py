@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import anthropic
 import openai
 import pytest
+from google import genai
 
 from batch_llm.emulator import Emulator
 
@@ -68,3 +70,50 @@ def _session_loose_client(_batch_llm_emulator_server: Emulator) -> Iterator[open
 @pytest.fixture
 def loose_client(emu: Emulator, _session_loose_client: openai.OpenAI) -> openai.OpenAI:
     return _session_loose_client
+
+
+# --------------------------------------------------------------------------- Anthropic, Gemini
+
+
+@pytest.fixture(scope="session")
+def _session_anthropic(_batch_llm_emulator_server: Emulator) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(
+        base_url=_batch_llm_emulator_server.anthropic_base_url,
+        api_key="test-key",
+        max_retries=0,
+        _strict_response_validation=True,
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def anthropic_client(emu: Emulator, _session_anthropic: anthropic.Anthropic) -> anthropic.Anthropic:
+    """A strict, non-retrying Anthropic client on the (reset) emulator."""
+    return _session_anthropic
+
+
+@pytest.fixture
+async def anthropic_aclient(emu: Emulator) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic.AsyncAnthropic(
+        base_url=emu.anthropic_base_url,
+        api_key="test-key",
+        max_retries=0,
+        _strict_response_validation=True,
+    ) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def _session_genai(_batch_llm_emulator_server: Emulator) -> Iterator[genai.Client]:
+    # google-genai does not retry unless asked to, so injected faults reach the test as is.
+    client = genai.Client(
+        api_key="test-key", http_options={"base_url": _batch_llm_emulator_server.gemini_base_url}
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def genai_client(emu: Emulator, _session_genai: genai.Client) -> genai.Client:
+    """A google-genai client (Developer API, ``/v1beta``) on the (reset) emulator."""
+    return _session_genai

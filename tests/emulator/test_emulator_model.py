@@ -190,3 +190,11 @@ def test_embeddings() -> None:
     assert len(embed_bytes("any", "Hello world", 10)) == 40
     punctuation_only = embed("any", "!!!", 4)
     assert punctuation_only == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_small_models_are_told_by_whole_name_parts() -> None:
+    # "gemini" contains "mini", but Gemini Pro is not a small model.
+    flawed = [i for i in range(50) if answer(f"What is {i} + {i}?", "gpt-4o-mini") != str(2 * i)]
+    assert flawed
+    assert all(answer(f"What is {i} + {i}?", "gemini-2.5-pro") == str(2 * i) for i in flawed)
+    assert all(answer(f"What is {i} + {i}?", "gemini-2.5-flash") != str(2 * i) for i in flawed)

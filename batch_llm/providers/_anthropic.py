@@ -1,0 +1,368 @@
+"""Anthropic Message Batches adapter.
+
+One batch may mix models: every request goes to ``/v1/messages``, so the grouping key is the
+endpoint alone. Requests go up inline in the create call (no file upload); the results come
+back as a JSONL stream at the batch's ``results_url``, matched to callers by ``custom_id``
+(their order is not guaranteed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import os
+import re
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import (
+    BatchCancelledError,
+    BatchError,
+    BatchExpiredError,
+    InvalidRequestError,
+    UnsupportedEndpointError,
+)
+from ._base import BatchState, BatchStatus, Limits, Outcome, Prepared, Provider, encode_body
+from ._sdk import http_module_of, iter_json_chunks, shared_ssl_context
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+__all__ = ["ERROR_STATUS", "AnthropicProvider"]
+
+MESSAGES = "/v1/messages"
+
+# Room for the envelope around each body: '{"custom_id":"…","params":…},' with a 64-char id.
+_ENVELOPE = len(b'{"custom_id":"","params":},') + 64
+# What the create call adds around the requests.
+_BATCH_ENVELOPE = len(b'{"requests":[]}')
+_CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+_STATES: dict[str, BatchState] = {
+    "in_progress": "in_progress",
+    "canceling": "cancelling",
+    "ended": "ended",
+}
+
+# The HTTP status the realtime API answers with each error ``type``; an errored batch result
+# carries only the type, and the SDK picks its exception class by status.
+ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "conflict_error": 409,
+    "memory_path_conflict_error": 409,
+    "memory_precondition_failed_error": 412,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _normalize_endpoint(endpoint: str) -> str:
+    """Accept ``messages``, ``/messages`` or ``/v1/messages``."""
+    path = "/" + endpoint.strip().strip("/")
+    if not path.startswith("/v1/"):
+        path = "/v1" + path
+    return path
+
+
+class AnthropicProvider(Provider):
+    """Anthropic's Message Batches API.
+
+    The request body is exactly a non-streaming Messages API request, what
+    ``anthropic.Anthropic().messages.create(**body)`` would send. Results are the message as
+    the realtime call returns it (a dict of its JSON), or the ``anthropic`` exception the
+    realtime call would have raised.
+
+    Args:
+        api_key: defaults to ``ANTHROPIC_API_KEY`` (else the SDK's own credential lookup).
+        base_url: defaults to ``ANTHROPIC_BASE_URL``, else the Anthropic API; the host root,
+            without ``/v1``.
+        default_headers, timeout, max_retries: passed to the SDK client.
+        max_requests, max_bytes: per-batch limits (100,000 requests and 256 MB on Anthropic).
+        client: an ``AsyncAnthropic`` to use instead of building one.
+    """
+
+    name = "anthropic"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_requests: int = 100_000,
+        max_bytes: int = 256_000_000,
+        client: AsyncAnthropic | None = None,
+    ) -> None:
+        self._api_key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY")
+        self._base_url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or "").rstrip(
+            "/"
+        ) or None
+        self._default_headers = dict(default_headers or {})
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._limits = Limits(max_requests, max_bytes - _BATCH_ENVELOPE)
+        self._client = client
+        if client is None:
+            shared_ssl_context()  # pay the one-time TLS set-up here, not on the first batch
+        # An async client's connection pool belongs to the event loop it first ran on.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAnthropic] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Equality decides which adapters share queues: every setting that changes where or
+        # how a batch is sent. The key is hashed, never kept in a printable form.
+        key_digest = hashlib.sha256((self._api_key or "").encode()).hexdigest()[:16]
+        self._identity: Hashable = (
+            self.name,
+            key_digest,
+            self._base_url,
+            tuple(sorted(self._default_headers.items())),
+            timeout,
+            max_retries,
+            max_requests,
+            max_bytes,
+            id(client) if client is not None else None,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AnthropicProvider) and other._identity == self._identity
+
+    def __hash__(self) -> int:
+        return hash(self._identity)
+
+    def __repr__(self) -> str:
+        return f"AnthropicProvider(base_url={self._base_url!r})"
+
+    def describe(self) -> str:
+        return f"anthropic({self._base_url or 'api.anthropic.com'})"
+
+    @property
+    def client(self) -> AsyncAnthropic:
+        """The SDK client for the running event loop, built on first use."""
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
+
+            kwargs: dict[str, Any] = {
+                "http_client": DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+                "base_url": self._base_url,
+                "default_headers": self._default_headers or None,
+            }
+            if self._api_key is not None:
+                kwargs["api_key"] = self._api_key
+            if self._timeout is not None:
+                kwargs["timeout"] = self._timeout
+            if self._max_retries is not None:
+                kwargs["max_retries"] = self._max_retries
+            client = self._clients[loop] = AsyncAnthropic(**kwargs)
+        return client
+
+    # -- on the caller's thread ---------------------------------------------------------------
+
+    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Prepared:
+        path = _normalize_endpoint(endpoint)
+        if path != MESSAGES:
+            raise UnsupportedEndpointError(
+                f"anthropic cannot batch {endpoint!r}; it batches {MESSAGES}"
+            )
+        data = encode_body(body)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequestError(f"a request to {MESSAGES} needs a 'model' string")
+        max_tokens = body.get("max_tokens")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InvalidRequestError(
+                f"a request to {MESSAGES} needs 'max_tokens', a positive integer"
+            )
+        if body.get("stream"):
+            raise InvalidRequestError("stream=True cannot run in a batch; batches do not stream")
+        # Models share a batch on Anthropic, so the key is the endpoint alone. Claude samples at
+        # temperature 1 unless told otherwise: only temperature 0 gives one answer per request.
+        return Prepared(
+            key=MESSAGES,
+            endpoint=MESSAGES,
+            data=data,
+            nbytes=len(data) + _ENVELOPE,
+            deterministic=body.get("temperature") == 0,
+        )
+
+    def limits(self, key: Hashable) -> Limits:
+        return self._limits
+
+    # -- on the scheduler's loop --------------------------------------------------------------
+
+    async def submit(
+        self,
+        key: Hashable,
+        lines: Sequence[Prepared],
+        metadata: Mapping[str, str],
+        before_create: Callable[[], Awaitable[None]] | None = None,
+    ) -> BatchStatus:
+        """Create the batch from the already-encoded bodies, without decoding any of them.
+
+        Message batches take no metadata, so ``metadata`` is not sent (and ``find_batch`` has
+        nothing to find a batch by).
+        """
+        from anthropic.types.messages import MessageBatch
+
+        valid_id = _CUSTOM_ID.fullmatch
+        parts: list[bytes] = [b'{"requests":[']
+        separator = b""
+        for line in lines:
+            if valid_id(line.custom_id) is None:
+                raise InvalidRequestError(
+                    f"custom_id {line.custom_id!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$"
+                )
+            parts += (
+                separator,
+                b'{"custom_id":"',
+                line.custom_id.encode(),
+                b'","params":',
+                line.data,
+                b"}",
+            )
+            separator = b","
+        parts.append(b"]}")
+        payload = b"".join(parts)
+        del parts
+        if before_create is not None:
+            await before_create()
+        # The SDK's create() would re-encode every request; its post() takes bytes as they are.
+        batch = await self.client.post(
+            "/v1/messages/batches",
+            content=payload,
+            cast_to=MessageBatch,
+            options={"headers": {"Content-Type": "application/json"}},
+        )
+        return self._status(batch)
+
+    async def poll(self, status: BatchStatus) -> BatchStatus:
+        return self._status(await self.client.messages.batches.retrieve(status.batch_id))
+
+    async def cancel(self, status: BatchStatus) -> BatchStatus:
+        return self._status(await self.client.messages.batches.cancel(status.batch_id))
+
+    def result_streams(self, status: BatchStatus) -> list[str]:
+        return ["results"]
+
+    @contextlib.asynccontextmanager
+    async def open_stream(
+        self, status: BatchStatus, name: str
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        # The SDK looks the batch up again and GETs its results_url exactly as given.
+        results = self.client.messages.batches.with_streaming_response.results
+        async with results(status.batch_id) as response:
+            yield response.iter_bytes()
+
+    async def parse_stream(
+        self, status: BatchStatus, name: str, chunks: AsyncIterator[bytes]
+    ) -> AsyncIterator[list[tuple[str, Any]]]:
+        batch_id = status.batch_id
+        outcome = self._outcome
+        async for rows in iter_json_chunks(chunks):
+            yield [
+                (row["custom_id"], outcome(row, batch_id))
+                for row in rows
+                if isinstance(row.get("custom_id"), str)
+            ]
+
+    def identity(self) -> str:
+        return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
+
+    async def realtime(self, prepared: Prepared) -> Any:
+        """The same body through ``POST /v1/messages``; returns the message as a dict."""
+        return await self.client.post(
+            MESSAGES,
+            content=prepared.data,
+            cast_to=object,
+            options={"headers": {"Content-Type": "application/json"}},
+        )
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _status(self, batch: Any) -> BatchStatus:
+        counts = batch.request_counts
+        state = _STATES.get(batch.processing_status, "in_progress")
+        outcome: Outcome | None = None
+        if state == "ended":
+            if batch.cancel_initiated_at is not None:
+                outcome = "cancelled"
+            elif counts.expired:
+                outcome = "expired"
+            else:
+                outcome = "completed"
+        total = (
+            counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+        )
+        return BatchStatus(
+            batch_id=batch.id,
+            state=state,
+            raw_status=batch.processing_status,
+            total=total,
+            succeeded=counts.succeeded,
+            failed=counts.errored,
+            outcome=outcome,
+            endpoint=MESSAGES,
+            handle=batch,
+        )
+
+    def _outcome(self, row: Mapping[str, Any], batch_id: str) -> Any:
+        result = row.get("result") or {}
+        kind = result.get("type")
+        if kind == "succeeded":
+            return result.get("message")
+        custom_id = row.get("custom_id")
+        if kind == "errored":
+            return self._status_error(result.get("error") or {})
+        if kind == "expired":
+            return BatchExpiredError(
+                f"batch {batch_id} expired before this request was processed",
+                batch_id=batch_id,
+                custom_id=custom_id,
+            )
+        if kind == "canceled":
+            return BatchCancelledError(
+                f"batch {batch_id} was cancelled before this request was processed",
+                batch_id=batch_id,
+                custom_id=custom_id,
+            )
+        return BatchError(
+            f"batch {batch_id} returned an unknown result type {kind!r}",
+            batch_id=batch_id,
+            custom_id=custom_id,
+        )
+
+    def _status_error(self, body: Mapping[str, Any]) -> BaseException:
+        """The exception the SDK raises when the realtime call answers this error body."""
+        error = body.get("error")
+        kind = error.get("type") if isinstance(error, Mapping) else None
+        status_code = ERROR_STATUS.get(kind or "", 500)
+        client = self.client
+        httpx = http_module_of(client)
+        url = str(client.base_url).rstrip("/") + MESSAGES
+        request_id = body.get("request_id")
+        headers = {"request-id": request_id} if isinstance(request_id, str) else {}
+        response = httpx.Response(
+            status_code, json=dict(body), headers=headers, request=httpx.Request("POST", url)
+        )
+        return client._make_status_error_from_response(response)
