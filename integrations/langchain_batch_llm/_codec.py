@@ -122,11 +122,12 @@ def codec_for(inner: BaseChatModel) -> ChatCodec:
         if accepts(inner):
             return codec(inner)
     raise TypeError(
-        f"BatchChatModel cannot batch {type(inner).__name__}: wrap a ChatOpenAI "
-        "(langchain-openai), or build one with model='provider:model'"
+        f"BatchChatModel cannot batch {type(inner).__name__}: wrap ChatOpenAI, ChatAnthropic "
+        "or ChatGoogleGenerativeAI, or build one with model='provider:model'"
     )
 
 
 def _load_builtin() -> None:
-    if not _BUILDERS:
-        from . import _openai  # noqa: F401 - registers itself
+    # Each module registers itself; the provider packages they need are imported only when a
+    # model of theirs is built or wrapped.
+    from . import _anthropic, _gemini, _openai  # noqa: F401

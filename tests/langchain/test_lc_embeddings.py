@@ -73,3 +73,32 @@ def test_empty_list_makes_no_batch(lc_env: Emulator, fast_scheduler: Scheduler) 
     embeddings = BatchEmbeddings(model="openai:text-embedding-3-small", scheduler=fast_scheduler)
     assert embeddings.embed_documents([]) == []
     assert lc_env.stats.batches_created == 0
+
+
+def test_gemini_embeddings_are_one_batch_and_match_realtime(
+    batch_llm_emulator: Emulator, fast_scheduler: Scheduler
+) -> None:
+    from langchain_google_genai import GoogleGenerativeAIEmbeddings
+
+    emulator = batch_llm_emulator
+    realtime = GoogleGenerativeAIEmbeddings(
+        model="gemini-embedding-001", google_api_key="g-test", base_url=emulator.gemini_base_url,
+        output_dimensionality=32,
+    )
+    texts = TEXTS[:40]
+    expected = realtime.embed_documents(texts)
+    expected_query = realtime.embed_query("a red fox")
+    emulator.reset()
+    for embeddings in (
+        BatchEmbeddings(realtime, scheduler=fast_scheduler),
+        BatchEmbeddings(
+            model="google_genai:gemini-embedding-001", api_key="g-test",
+            base_url=emulator.gemini_base_url, dimensions=32, scheduler=fast_scheduler,
+        ),
+    ):
+        assert embeddings.embed_documents(texts) == expected
+        assert embeddings.embed_query("a red fox") == expected_query
+    # One batch of 40 lines for the documents, one line for the query; the second model asks
+    # the very same requests, and takes the answers already fetched.
+    assert [b["lines"] for b in emulator.stats.batches] == [40, 1]
+    assert emulator.stats.realtime_calls == 0

@@ -1,0 +1,114 @@
+"""Gemini through ``langchain-google-genai``: ``ChatGoogleGenerativeAI`` builds the request
+(``_prepare_request``, the arguments of ``client.models.generate_content``) and reads the answer
+(``_response_to_result``), with the SDK's own response conversion in between, as realtime."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+
+from batch_llm import Provider, resolve_provider
+
+from ._codec import ChatCodec, ChatRequest, register
+
+if TYPE_CHECKING:
+    from langchain_google_genai import ChatGoogleGenerativeAI
+
+__all__ = ["GeminiChatCodec"]
+
+GENERATE = "generateContent"
+# What generate_content keeps from the request to parse the answer with.
+_PARSE_CONFIG = ("response_schema", "response_json_schema", "include_all_fields")
+
+
+def _config_value(config: Any, name: str) -> Any:
+    if config is None:
+        return None
+    if isinstance(config, dict):
+        return config.get(name)
+    return getattr(config, name, None)
+
+
+class GeminiChatCodec(ChatCodec):
+    """Codec for ``ChatGoogleGenerativeAI``."""
+
+    provider_name = "google_genai"
+    inner: ChatGoogleGenerativeAI
+
+    @functools.cached_property
+    def adapter(self) -> Provider:
+        inner = self.inner
+        key = inner.google_api_key
+        base_url = inner.base_url
+        if isinstance(base_url, dict):
+            base_url = base_url.get("api_endpoint")
+        return resolve_provider(
+            "gemini",
+            api_key=key.get_secret_value() if key is not None else None,
+            base_url=base_url,
+            api_version=getattr(inner, "api_version", None),
+        )
+
+    def request(
+        self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
+    ) -> ChatRequest:
+        inner = self.inner
+        # As _generate does: a per-call cached_content, else the model's own.
+        kwargs["cached_content"] = kwargs.get("cached_content") or inner.cached_content
+        request = inner._prepare_request(messages, stop=stop, **kwargs)
+        config = request.get("config")
+        context = {"config": {name: _config_value(config, name) for name in _PARSE_CONFIG}}
+        return ChatRequest(GENERATE, request, context)
+
+    def result(self, body: Any, request: ChatRequest) -> ChatResult:
+        from google.genai import models, types
+        from langchain_google_genai.chat_models import _response_to_result
+
+        converted = models._GenerateContentResponse_from_mldev(body)
+        config = request.context["config"]
+        kwargs = {"config": config} if any(v is not None for v in config.values()) else {}
+        response = types.GenerateContentResponse._from_response(response=converted, kwargs=kwargs)
+        return _response_to_result(response)
+
+    def error(self, exc: BaseException) -> BaseException:
+        """ChatGoogleGenerativeAI turns SDK errors into its own types; do exactly the same."""
+        from google.genai.errors import ClientError, ServerError
+        from langchain_google_genai import chat_models
+
+        try:
+            try:
+                raise exc
+            except ClientError as client:
+                chat_models._handle_client_error(client, {"model": self.inner.model})
+            except ServerError as server:
+                chat_models._handle_server_error(server)
+        except BaseException as mapped:  # the handlers re-raise what realtime raises
+            return mapped
+        return exc
+
+
+def _build(**params: Any) -> BaseChatModel:
+    try:
+        from langchain_google_genai import ChatGoogleGenerativeAI
+    except ImportError:
+        raise ImportError(
+            "batching Gemini models through LangChain builds a ChatGoogleGenerativeAI: "
+            "pip install langchain-google-genai"
+        ) from None
+    return ChatGoogleGenerativeAI(**params)
+
+
+def _accepts(model: BaseChatModel) -> bool:
+    try:
+        from langchain_google_genai import ChatGoogleGenerativeAI
+    except ImportError:
+        return False
+    return isinstance(model, ChatGoogleGenerativeAI)
+
+
+register("google_genai", _build, _accepts, GeminiChatCodec)
+register("gemini", _build, _accepts, GeminiChatCodec)
