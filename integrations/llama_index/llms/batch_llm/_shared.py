@@ -1,0 +1,131 @@
+"""Pieces the LlamaIndex LLM and embedding wrappers share.
+
+Kept here (the embedding package imports it) rather than in ``batch_llm`` because it speaks
+in LlamaIndex and openai-SDK terms, which the core must not depend on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = [
+    "BatchRequest",
+    "capture_openai_request",
+    "missing_integration",
+    "openai_batch_base_url",
+    "openai_inner_base_url",
+    "pickle_state",
+    "split_model_spec",
+]
+
+# What llama-index-llms-openai and llama-index-embeddings-openai fall back to when nothing is
+# configured: their ``api_base`` is then this string, never None.
+_LLAMA_INDEX_DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """One request as the provider's batch endpoint takes it."""
+
+    endpoint: str
+    body: dict[str, Any]
+
+
+def split_model_spec(spec: str) -> tuple[str, str]:
+    """``"openai:gpt-4o-mini"`` -> ``("openai", "gpt-4o-mini")``."""
+    provider, sep, model = spec.partition(":")
+    if not sep or not provider or not model:
+        raise ValueError(
+            f"model must look like 'provider:model', such as 'openai:gpt-4o-mini'; got {spec!r}"
+        )
+    return provider.strip().lower(), model.strip()
+
+
+def missing_integration(package: str, module: str) -> ImportError:
+    """The error LlamaIndex itself gives when a provider integration is not installed."""
+    return ImportError(f"`{module}` package not found, please run `pip install {package}`")
+
+
+def openai_inner_base_url(api_base: str | None) -> str | None:
+    """The ``api_base`` to build a LlamaIndex OpenAI class with, from our own argument.
+
+    LlamaIndex reads ``OPENAI_API_BASE`` and otherwise pins api.openai.com, ignoring the
+    ``OPENAI_BASE_URL`` that the openai SDK and batch-llm honour; honour it here too, so the
+    wrapped class (used for realtime query embeddings) and the batches agree on the server.
+    """
+    if api_base:
+        return api_base
+    if os.environ.get("OPENAI_API_BASE"):
+        return None  # LlamaIndex resolves it
+    return os.environ.get("OPENAI_BASE_URL") or None
+
+
+def openai_batch_base_url(api_base: str | None) -> str | None:
+    """The ``base_url`` for the batch adapter, from a LlamaIndex OpenAI class's ``api_base``.
+
+    LlamaIndex's default means nothing was configured: leave it to the adapter, which honours
+    ``OPENAI_BASE_URL`` like the openai SDK does.
+    """
+    if not api_base or api_base.rstrip("/") == _LLAMA_INDEX_DEFAULT_OPENAI_BASE:
+        return None
+    return api_base
+
+
+@functools.cache
+def _capture_client() -> openai.OpenAI:
+    """An openai SDK client whose transport records each request instead of sending it."""
+    import httpx
+    import openai
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={})
+
+    return openai.OpenAI(
+        api_key="batch-llm-capture",
+        base_url="http://batch-llm.invalid/v1",
+        max_retries=0,
+        # No environment: proxies would make httpx build real transports (and TLS contexts).
+        http_client=httpx.Client(transport=httpx.MockTransport(answer), trust_env=False),
+    )
+
+
+def capture_openai_request(call: Callable[[openai.OpenAI], Any]) -> BatchRequest:
+    """The request the openai SDK sends for ``call(client)``, as path and JSON body.
+
+    ``call`` must use ``with_raw_response`` so that nothing is parsed. Going through the SDK's
+    public method, rather than rebuilding its body, gives exactly what the realtime call sends:
+    its defaults (``encoding_format="base64"`` for embeddings), its transforms (SDK objects in
+    messages become JSON, ``extra_body`` is merged), and its errors for bad arguments.
+    """
+    raw = call(_capture_client())
+    request = raw.http_request
+    return BatchRequest(request.url.path, json.loads(request.content))
+
+
+def pickle_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A wrapper's pickled state: its fields without the scheduler or anything unpicklable.
+
+    ``BaseComponent.__getstate__`` drops unpicklable values by deleting them from the live
+    object's own ``__dict__``, which would leave the wrapper without its scheduler and codec
+    after being pickled; this works on a copy. Unpickling calls ``__init__`` with the fields,
+    which builds the codec again.
+    """
+    fields = {}
+    for key, value in state["__dict__"].items():
+        if key == "scheduler":
+            continue
+        try:
+            pickle.dumps(value)
+        except Exception:  # as BaseComponent does: what cannot travel is left behind
+            continue
+        fields[key] = value
+    return {**state, "__dict__": fields, "__pydantic_private__": None}

@@ -1,0 +1,467 @@
+"""``BatchLLM``: a LlamaIndex LLM whose calls run through the provider's Batch API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.base.llms.generic_utils import (
+    achat_to_completion_decorator,
+    acompletion_to_chat_decorator,
+    astream_chat_to_completion_decorator,
+    astream_completion_to_chat_decorator,
+    chat_to_completion_decorator,
+    completion_to_chat_decorator,
+    stream_chat_to_completion_decorator,
+    stream_completion_to_chat_decorator,
+)
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import LLM, ToolSelection
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.schema import BaseComponent
+from llama_index.core.types import Model
+from llama_index_instrumentation import get_dispatcher
+
+import batch_llm
+from batch_llm import RequestFuture, Scheduler
+
+from ._codecs import ChatCodec, codec_for_llm, codec_for_model
+from ._shared import BatchRequest, pickle_state, split_model_spec
+from ._staging import submit_and_wait
+
+if TYPE_CHECKING:
+    from llama_index.core.program.utils import FlexibleModel
+    from llama_index.core.tools.types import BaseTool
+
+__all__ = ["BatchLLM"]
+
+dispatcher = get_dispatcher(__name__)
+
+# Parameters that configure the provider's model; a wrapped LLM brings its own.
+_MODEL_PARAMS = ("temperature", "max_tokens", "additional_kwargs", "api_key", "api_base")
+# LlamaIndex-level settings a wrapped LLM passes on unless given here.
+_INHERITED = (
+    "callback_manager",
+    "system_prompt",
+    "messages_to_prompt",
+    "completion_to_prompt",
+    "output_parser",
+    "pydantic_program_mode",
+)
+
+
+class BatchLLM(FunctionCallingLLM):
+    """A LlamaIndex LLM that sends its calls through the provider's Batch API, at batch price.
+
+    Build it from a model name, or wrap the provider's LlamaIndex LLM to reuse its settings::
+
+        from llama_index.core import Settings
+        from llama_index.llms.batch_llm import BatchLLM
+
+        Settings.llm = BatchLLM(model="openai:gpt-4o-mini", temperature=0)
+        Settings.llm = BatchLLM(OpenAI(model="gpt-4o-mini", temperature=0))
+
+    Every call returns what the wrapped provider LLM's realtime call would (message, tool
+    calls, ``raw`` SDK object, token counts), or raises the same SDK error. Calls that arrive
+    close together (worker pools, ``asyncio.gather``) share one batch through the scheduler's
+    window (``BATCH_LLM_WINDOW``, 3 s by default). ``additional_kwargs["batch_id"]`` of each
+    response names the provider batch that answered it. Failed requests are not retried: a
+    retry would cost another batch turnaround.
+
+    Streaming methods yield a single chunk holding the whole answer.
+
+    Args:
+        llm: a provider LLM to wrap, such as ``llama_index.llms.openai.OpenAI(...)``.
+        model: ``"provider:model"``, such as ``"openai:gpt-4o-mini"``, instead of ``llm``.
+        temperature, max_tokens, additional_kwargs, api_key, api_base: passed to the provider
+            LLM built from ``model``.
+        context_window: overrides the context window the provider LLM reports.
+        scheduler: the ``batch_llm.Scheduler`` to use; default ``batch_llm.get_scheduler()``.
+    """
+
+    # The request settings are the wrapped LLM's, fixed when it is built: frozen, so that
+    # assigning one fails loudly instead of silently changing nothing.
+    model: str = Field(description="The provider and model, as 'provider:model'.", frozen=True)
+    temperature: float | None = Field(
+        default=None,
+        description="The sampling temperature (the provider LLM's default if None).",
+        frozen=True,
+    )
+    max_tokens: int | None = Field(
+        default=None, description="The most tokens to generate.", gt=0, frozen=True
+    )
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Additional parameters for each request body.",
+        frozen=True,
+    )
+    api_key: str | None = Field(
+        default=None, description="The provider API key.", exclude=True, repr=False, frozen=True
+    )
+    api_base: str | None = Field(
+        default=None, description="The provider API base URL.", frozen=True
+    )
+    context_window: int | None = Field(
+        default=None, description="Overrides the context window the model reports.", gt=0
+    )
+    scheduler: Scheduler | None = Field(
+        default=None,
+        description="The batch_llm.Scheduler to use (default: the process-wide one).",
+        exclude=True,
+    )
+
+    _codec: ChatCodec = PrivateAttr()
+
+    def __init__(
+        self,
+        llm: LLM | None = None,
+        /,
+        *,
+        model: str | None = None,
+        scheduler: Scheduler | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if llm is not None:
+            given = [k for k in _MODEL_PARAMS if kwargs.get(k) is not None]
+            if model is not None or given:
+                raise TypeError(
+                    f"BatchLLM wraps {type(llm).__name__} with its own settings; configure "
+                    f"{', '.join(given) or 'model'} on it instead"
+                )
+            codec = codec_for_llm(llm)
+            for name in _INHERITED:
+                if kwargs.get(name) is None and getattr(llm, name, None) is not None:
+                    kwargs[name] = getattr(llm, name)
+        else:
+            if model is None:
+                raise TypeError(
+                    "BatchLLM needs model='provider:model' (such as 'openai:gpt-4o-mini') "
+                    "or a LlamaIndex LLM to wrap"
+                )
+            provider, name = split_model_spec(model)
+            params = {k: kwargs.pop(k, None) for k in _MODEL_PARAMS}
+            codec = codec_for_model(provider, name, params)
+        for name in _MODEL_PARAMS:
+            kwargs.pop(name, None)
+        super().__init__(**codec.fields(), scheduler=scheduler, **kwargs)
+        self._codec = codec
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "BatchLLM"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return pickle_state(super(BaseComponent, self).__getstate__())
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        metadata = self._codec.metadata()
+        if self.context_window is not None:
+            metadata = metadata.model_copy(update={"context_window": self.context_window})
+        return metadata
+
+    @property
+    def wrapped_llm(self) -> FunctionCallingLLM:
+        """The provider's LlamaIndex LLM whose requests and responses this one batches."""
+        return self._codec.llm
+
+    # -- batching -----------------------------------------------------------------------------
+
+    def _submit(self, request: BatchRequest) -> RequestFuture:
+        scheduler = self.scheduler or batch_llm.get_scheduler()
+        # Single calls wait for company: LlamaIndex's worker pools send them one at a time.
+        return scheduler.submit(self._codec.provider, request.endpoint, request.body)
+
+    def _chat_result(self, future: RequestFuture, body: dict[str, Any]) -> ChatResponse:
+        response = self._codec.chat_response(body)
+        response.additional_kwargs["batch_id"] = future.batch_id
+        return response
+
+    def _completion_result(self, future: RequestFuture, body: dict[str, Any]) -> CompletionResponse:
+        response = self._codec.completion_response(body)
+        response.additional_kwargs["batch_id"] = future.batch_id
+        return response
+
+    def _uses_chat(self, kwargs: dict[str, Any]) -> bool:
+        # Taken out rather than passed on: the provider SDK would refuse the unknown argument.
+        use_chat = kwargs.pop("use_chat_completions", None)
+        if use_chat is not None:
+            return bool(use_chat)
+        return self._codec.uses_chat_endpoint(kwargs)
+
+    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        future = self._submit(self._codec.chat_request(messages, kwargs))
+        return self._chat_result(future, future.result())
+
+    async def _asubmit_and_wait(self, request: BatchRequest) -> tuple[RequestFuture, Any]:
+        scheduler = self.scheduler or batch_llm.get_scheduler()
+        return await submit_and_wait(scheduler, self._codec.provider, request)
+
+    async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        request = self._codec.chat_request(messages, kwargs)
+        return self._chat_result(*await self._asubmit_and_wait(request))
+
+    def _complete(self, prompt: str, **kwargs: Any) -> CompletionResponse:
+        future = self._submit(self._codec.completion_request(prompt, kwargs))
+        return self._completion_result(future, future.result())
+
+    async def _acomplete(self, prompt: str, **kwargs: Any) -> CompletionResponse:
+        request = self._codec.completion_request(prompt, kwargs)
+        return self._completion_result(*await self._asubmit_and_wait(request))
+
+    # A batch answers all at once, so a stream is one chunk. As the realtime call does, the
+    # request goes out when the stream is first read.
+
+    def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        request = self._codec.chat_request(messages, kwargs)
+
+        def gen() -> ChatResponseGen:
+            future = self._submit(request)
+            response = self._chat_result(future, future.result())
+            response.delta = response.message.content or ""
+            yield response
+
+        return gen()
+
+    async def _astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        request = self._codec.chat_request(messages, kwargs)
+
+        async def gen() -> ChatResponseAsyncGen:
+            response = self._chat_result(*await self._asubmit_and_wait(request))
+            response.delta = response.message.content or ""
+            yield response
+
+        return gen()
+
+    def _stream_complete(self, prompt: str, **kwargs: Any) -> CompletionResponseGen:
+        request = self._codec.completion_request(prompt, kwargs)
+
+        def gen() -> CompletionResponseGen:
+            future = self._submit(request)
+            response = self._completion_result(future, future.result())
+            response.delta = response.text
+            yield response
+
+        return gen()
+
+    async def _astream_complete(self, prompt: str, **kwargs: Any) -> CompletionResponseAsyncGen:
+        request = self._codec.completion_request(prompt, kwargs)
+
+        async def gen() -> CompletionResponseAsyncGen:
+            response = self._completion_result(*await self._asubmit_and_wait(request))
+            response.delta = response.text
+            yield response
+
+        return gen()
+
+    # -- the LLM interface: the wrapped LLM's routing between chat and completion -------------
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if self._uses_chat(kwargs):
+            return self._chat(messages, **kwargs)
+        return completion_to_chat_decorator(self._complete)(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        if self._uses_chat(kwargs):
+            return await self._achat(messages, **kwargs)
+        return await acompletion_to_chat_decorator(self._acomplete)(messages, **kwargs)
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        if self._uses_chat(kwargs):
+            return chat_to_completion_decorator(self._chat)(prompt, **kwargs)
+        return self._complete(prompt, **kwargs)
+
+    @llm_completion_callback()
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        if self._uses_chat(kwargs):
+            return await achat_to_completion_decorator(self._achat)(prompt, **kwargs)
+        return await self._acomplete(prompt, **kwargs)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        if self._uses_chat(kwargs):
+            return self._stream_chat(messages, **kwargs)
+        return stream_completion_to_chat_decorator(self._stream_complete)(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        if self._uses_chat(kwargs):
+            return await self._astream_chat(messages, **kwargs)
+        return await astream_completion_to_chat_decorator(self._astream_complete)(
+            messages, **kwargs
+        )
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        if self._uses_chat(kwargs):
+            return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
+        return self._stream_complete(prompt, **kwargs)
+
+    @llm_completion_callback()
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        if self._uses_chat(kwargs):
+            return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
+        return await self._astream_complete(prompt, **kwargs)
+
+    # -- tools: the wrapped LLM's own handling ------------------------------------------------
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        return self._codec.prepare_chat_with_tools(
+            tools,
+            user_msg=user_msg,
+            chat_history=chat_history,
+            verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls,
+            tool_required=tool_required,
+            **kwargs,
+        )
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        return self._codec.validate_chat_with_tools_response(
+            response, tools, allow_parallel_tool_calls=allow_parallel_tool_calls, **kwargs
+        )
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        return self._codec.get_tool_calls_from_response(
+            response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
+        )
+
+    # -- structured output: the wrapped LLM's choice of native schema or function calling ----
+
+    @dispatcher.span
+    def structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        native, llm_kwargs = self._codec.structured_plan(
+            output_cls, dict(llm_kwargs or {}), self.pydantic_program_mode
+        )
+        if not native:
+            predicted: Model = super().structured_predict(
+                output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args
+            )
+            return predicted
+        messages = self._extend_messages(prompt.format_messages(**prompt_args))
+        response = self.chat(messages, **llm_kwargs)
+        result: Model = output_cls.model_validate_json(str(response.message.content))
+        return result
+
+    @dispatcher.span
+    async def astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        native, llm_kwargs = self._codec.structured_plan(
+            output_cls, dict(llm_kwargs or {}), self.pydantic_program_mode
+        )
+        if not native:
+            predicted: Model = await super().astructured_predict(
+                output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args
+            )
+            return predicted
+        messages = self._extend_messages(prompt.format_messages(**prompt_args))
+        response = await self.achat(messages, **llm_kwargs)
+        result: Model = output_cls.model_validate_json(str(response.message.content))
+        return result
+
+    def _structured_stream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None, None]:
+        native, llm_kwargs = self._codec.structured_plan(
+            output_cls, dict(llm_kwargs or {}), self.pydantic_program_mode
+        )
+        if not native:
+            yield from super()._structured_stream_call(
+                output_cls, prompt, llm_kwargs, **prompt_args
+            )
+            return
+        from llama_index.core.program.streaming_utils import process_streaming_content_incremental
+
+        messages = self._extend_messages(prompt.format_messages(**prompt_args))
+        current = None
+        for response in self.stream_chat(messages, **llm_kwargs):
+            current = process_streaming_content_incremental(response, output_cls, current)
+            yield current
+
+    async def _structured_astream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None]:
+        native, llm_kwargs = self._codec.structured_plan(
+            output_cls, dict(llm_kwargs or {}), self.pydantic_program_mode
+        )
+        if not native:
+            return await super()._structured_astream_call(
+                output_cls, prompt, llm_kwargs, **prompt_args
+            )
+        from llama_index.core.program.streaming_utils import process_streaming_content_incremental
+
+        messages = self._extend_messages(prompt.format_messages(**prompt_args))
+
+        async def gen() -> AsyncGenerator[
+            Model | list[Model] | FlexibleModel | list[FlexibleModel], None
+        ]:
+            current = None
+            async for response in await self.astream_chat(messages, **llm_kwargs):
+                current = process_streaming_content_incremental(response, output_cls, current)
+                yield current
+
+        return gen()
