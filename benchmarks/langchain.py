@@ -53,9 +53,9 @@ def floor_side(url: str, n: int) -> None:
 
 def project_side(url: str, n: int) -> None:
     import openai.resources  # noqa: F401 - the SDK's lazy import, before the clock
-    from langchain_batch_llm import BatchChatModel
 
     import batch_llm
+    from langchain_batch_llm import BatchChatModel
 
     with batch_llm.Scheduler(poll_interval=POLL) as scheduler:
         llm = BatchChatModel(

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from langchain_batch_llm import BatchEmbeddings
 from langchain_openai import OpenAIEmbeddings
 
 from batch_llm import Scheduler
 from batch_llm.emulator import Emulator
+from langchain_batch_llm import BatchEmbeddings
 
 TEXTS = [f"note {i}: the {('red', 'green', 'blue')[i % 3]} fox number {i}" for i in range(3000)]
 

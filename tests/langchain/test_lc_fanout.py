@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from langchain_batch_llm import BatchChatModel
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.globals import set_llm_cache
@@ -19,6 +18,7 @@ from langchain_openai import ChatOpenAI
 
 from batch_llm import Scheduler
 from batch_llm.emulator import Emulator
+from langchain_batch_llm import BatchChatModel
 
 PROMPT = ChatPromptTemplate.from_messages([("human", "What is {a} + {b}?")])
 INPUTS = [{"a": i, "b": i % 17} for i in range(300)]

@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from langchain_batch_llm import BatchChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
 from batch_llm import Scheduler
 from batch_llm.emulator import Emulator
+from langchain_batch_llm import BatchChatModel
 
 PARAMS = {"model": "gpt-4o-mini", "temperature": 0.2, "max_tokens": 40, "stop": ["\n\n"]}
 

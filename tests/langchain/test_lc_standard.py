@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langchain_batch_llm import BatchChatModel, BatchEmbeddings
 from langchain_tests.integration_tests import (
     ChatModelIntegrationTests,
     EmbeddingsIntegrationTests,
@@ -15,6 +14,7 @@ from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
 from batch_llm import Scheduler
 from batch_llm.emulator import Emulator
+from langchain_batch_llm import BatchChatModel, BatchEmbeddings
 
 # One fast scheduler for the suites (their fixtures build models from class-level params),
 # without a journal: it outlives every test's own.
