@@ -82,7 +82,9 @@ def test_gemini_embeddings_are_one_batch_and_match_realtime(
 
     emulator = batch_llm_emulator
     realtime = GoogleGenerativeAIEmbeddings(
-        model="gemini-embedding-001", google_api_key="g-test", base_url=emulator.gemini_base_url,
+        model="gemini-embedding-001",
+        google_api_key="g-test",
+        base_url=emulator.gemini_base_url,
         output_dimensionality=32,
     )
     texts = TEXTS[:40]
@@ -92,8 +94,11 @@ def test_gemini_embeddings_are_one_batch_and_match_realtime(
     for embeddings in (
         BatchEmbeddings(realtime, scheduler=fast_scheduler),
         BatchEmbeddings(
-            model="google_genai:gemini-embedding-001", api_key="g-test",
-            base_url=emulator.gemini_base_url, dimensions=32, scheduler=fast_scheduler,
+            model="google_genai:gemini-embedding-001",
+            api_key="g-test",
+            base_url=emulator.gemini_base_url,
+            dimensions=32,
+            scheduler=fast_scheduler,
         ),
     ):
         assert embeddings.embed_documents(texts) == expected

@@ -29,6 +29,14 @@ def sched() -> Iterator[Scheduler]:
 
 
 @pytest.fixture
+def fast() -> Iterator[Scheduler]:
+    """A private scheduler that polls fast and keeps no journal (which would answer a repeated
+    deterministic request from its record instead of a batch)."""
+    with Scheduler(window=0.3, poll_interval=0.02, poll_max=0.2, journal="off") as scheduler:
+        yield scheduler
+
+
+@pytest.fixture
 def wire() -> Wire:
     return Wire()
 

@@ -381,21 +381,12 @@ def test_bad_constructions_say_what_to_do(emu: Emulator) -> None:
         BatchLLM()
     with pytest.raises(ValueError, match="provider:model"):
         BatchLLM(model="gpt-4o-mini")
-    with pytest.raises(ValueError, match="supported: openai"):
+    with pytest.raises(ValueError, match="supported: openai, anthropic, google_genai"):
         BatchLLM(model="mistral:large")
-    with pytest.raises(NotImplementedError, match=r"anthropic.*supports: openai"):
-        BatchLLM(model="anthropic:claude-haiku-4-5")
     with pytest.raises(TypeError, match="configure temperature on it"):
         BatchLLM(OpenAI(model="gpt-4o-mini"), temperature=0)
     with pytest.raises(TypeError, match="cannot wrap"):
         BatchLLM(object())  # type: ignore[arg-type]
-
-
-def test_wrapping_anthropic_waits_for_its_codec(emu: Emulator) -> None:
-    from llama_index.llms.anthropic import Anthropic
-
-    with pytest.raises(NotImplementedError, match=r"anthropic.*supports: openai"):
-        BatchLLM(Anthropic(model="claude-haiku-4-5", api_key="sk-ant"))
 
 
 def test_missing_provider_integration_names_the_pip_package(

@@ -44,19 +44,26 @@ class BatchEmbedding(BaseEmbedding):
 
         Settings.embed_model = BatchEmbedding(model="openai:text-embedding-3-small")
         Settings.embed_model = BatchEmbedding(OpenAIEmbedding(model="text-embedding-3-small"))
+        Settings.embed_model = BatchEmbedding(model="google_genai:gemini-embedding-001")
+        Settings.embed_model = BatchEmbedding(GoogleGenAIEmbedding(model_name=...))
 
     ``get_text_embedding_batch`` and ``aget_text_embedding_batch`` (which indexing and
     ``IngestionPipeline`` use) send the whole list as one batch whatever ``embed_batch_size``
     and ``num_workers`` are, split only into requests of the provider's size (OpenAI: 2,048
-    inputs), and return the vectors in input order, bit-identical to the realtime call's.
+    inputs; Gemini: one text), and return the vectors in input order, exactly the realtime
+    call's.
     ``embed_batch_size`` only shapes the callback and instrumentation events, as it would
     realtime. Single texts and queries wait for company through the scheduler's window.
 
     Args:
-        embedding: a provider embedding class to wrap, such as ``OpenAIEmbedding(...)``.
-        model: ``"provider:model"``, such as ``"openai:text-embedding-3-small"``.
+        embedding: a provider embedding class to wrap: ``OpenAIEmbedding(...)`` or
+            ``GoogleGenAIEmbedding(...)``.
+        model: ``"provider:model"``, such as ``"openai:text-embedding-3-small"`` or
+            ``"google_genai:gemini-embedding-001"`` (``gemini:`` works too).
         dimensions, additional_kwargs, api_key, api_base: passed to the provider class built
-            from ``model``.
+            from ``model`` (``base_url=`` is taken for ``api_base``; for Gemini,
+            ``dimensions`` is ``output_dimensionality`` and ``additional_kwargs`` are
+            ``embedding_config`` fields).
         realtime_queries: embed queries with the provider's realtime API instead of a batch.
             A query vector costs next to nothing and a retriever waits for it, so interactive
             querying and evaluation sweeps are faster this way (a batch turnaround less).
@@ -104,6 +111,12 @@ class BatchEmbedding(BaseEmbedding):
         **kwargs: Any,
     ) -> None:
         kwargs.pop("model_name", None)  # derived from the model; present in to_dict() output
+        base_url = kwargs.pop("base_url", None)
+        if base_url is not None:
+            # Gemini's name for it.
+            if kwargs.get("api_base") not in (None, base_url):
+                raise TypeError("BatchEmbedding got both api_base and base_url; pass one")
+            kwargs["api_base"] = base_url
         if embedding is not None:
             given = [k for k in _MODEL_PARAMS if kwargs.get(k) is not None]
             if model is not None or given:

@@ -5,25 +5,27 @@ class and asks it for everything provider-specific: the request body a call woul
 ``ChatResponse`` its realtime call would build from the response body, its tool and structured
 output handling, its metadata, and the credentials that pick the batch adapter. Reusing the
 integration's code rather than rewriting it is what keeps a batched call identical to the
-realtime one, and a new provider is one small codec class plus a registry entry.
+realtime one, and a new provider is one small codec module plus a registry entry.
+
+The codecs themselves live in ``_openai``, ``_anthropic`` and ``_gemini``; this module holds
+the seam and the registry.
 """
 
 from __future__ import annotations
 
 import abc
-import functools
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from llama_index.core.base.llms.generic_utils import chat_response_to_completion_response
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
     CompletionResponse,
     LLMMetadata,
 )
-from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.types import PydanticProgramMode
@@ -31,25 +33,30 @@ from pydantic import BaseModel
 
 import batch_llm
 
-from ._shared import (
-    BatchRequest,
-    capture_openai_request,
-    missing_integration,
-    openai_batch_base_url,
-    openai_inner_base_url,
-)
+from ._shared import BatchRequest
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
-__all__ = ["ChatCodec", "OpenAIChatCodec", "codec_for_llm", "codec_for_model"]
+__all__ = ["ChatCodec", "StructuredCall", "codec_for_llm", "codec_for_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class StructuredCall:
+    """A ``structured_predict`` the wrapped LLM answers with one request of its own (not a
+    chat call): the request, and how its response body becomes the output object."""
+
+    request: BatchRequest
+    parse: Callable[[dict[str, Any]], BaseModel]
 
 
 class ChatCodec(abc.ABC):
     """One provider's LlamaIndex integration, seen from ``BatchLLM``.
 
     ``llm`` is an instance of the integration's own class; the codec never calls its network
-    methods, only the helpers that build request bodies and parse response bodies.
+    methods, only the helpers that build request bodies and parse response bodies (an
+    integration that uploads files while building a request still does so, and ``release``
+    removes them again, as its realtime call would).
     """
 
     provider_name: ClassVar[str]
@@ -60,7 +67,9 @@ class ChatCodec(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def build(cls, model: str, params: dict[str, Any]) -> ChatCodec:
-        """Build the integration's LLM for ``model`` from ``BatchLLM``'s parameters."""
+        """Build the integration's LLM for ``model`` from ``BatchLLM``'s parameters
+        (``temperature``, ``max_tokens``, ``additional_kwargs``, ``api_key``, ``api_base``,
+        ``context_window``; None where not given)."""
 
     @classmethod
     def wrap(cls, llm: FunctionCallingLLM) -> ChatCodec:
@@ -85,21 +94,76 @@ class ChatCodec(abc.ABC):
         """Whether a call goes to the chat endpoint (else to the legacy completion endpoint)."""
         return True
 
+    # -- chat -----------------------------------------------------------------------------------
+
     @abc.abstractmethod
     def chat_request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> BatchRequest:
         """The request the wrapped LLM's ``chat(messages, **kwargs)`` would send."""
 
+    async def achat_request(
+        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
+    ) -> BatchRequest:
+        """``chat_request`` for async callers; integrations that build requests with
+        coroutines override it."""
+        return self.chat_request(messages, kwargs)
+
     @abc.abstractmethod
-    def chat_response(self, body: dict[str, Any]) -> ChatResponse:
+    def chat_response(self, body: dict[str, Any], request: BatchRequest) -> ChatResponse:
         """The ``ChatResponse`` the wrapped LLM would build from this response body."""
+
+    def completion_from_chat(self, response: ChatResponse) -> CompletionResponse:
+        """What the wrapped LLM's ``complete`` makes of its chat answer (streamed or not)."""
+        completion = chat_response_to_completion_response(response)
+        completion.delta = response.delta
+        return completion
+
+    def stream_chunk(self, response: ChatResponse) -> ChatResponse:
+        """A batch answers all at once: the one chunk of a stream, holding the whole answer."""
+        response.delta = response.message.content or ""
+        return response
+
+    def release(self, request: BatchRequest) -> None:  # noqa: B027 (most codecs keep nothing)
+        """Clean up after ``request`` was answered or failed (files uploaded for it)."""
+
+    async def arelease(self, request: BatchRequest) -> None:
+        """``release`` for async callers."""
+        self.release(request)
+
+    # -- legacy completions -------------------------------------------------------------------
 
     def completion_request(self, prompt: str, kwargs: dict[str, Any]) -> BatchRequest:
         """The request of a legacy completion call, for providers that have one."""
         raise NotImplementedError(f"{self.provider_name} has no completion endpoint")
 
-    def completion_response(self, body: dict[str, Any]) -> CompletionResponse:
+    def completion_response(
+        self, body: dict[str, Any], request: BatchRequest
+    ) -> CompletionResponse:
         """The ``CompletionResponse`` of a legacy completion call."""
         raise NotImplementedError(f"{self.provider_name} has no completion endpoint")
+
+    # -- structured output ----------------------------------------------------------------------
+
+    def structured_call(
+        self,
+        output_cls: type[BaseModel],
+        messages: list[ChatMessage],
+        llm_kwargs: dict[str, Any],
+        mode: PydanticProgramMode,
+    ) -> StructuredCall | None:
+        """The request of a ``structured_predict`` the wrapped LLM sends outside its chat
+        (``messages`` is the prompt formatted, nothing added); None where it goes through
+        ``structured_plan``."""
+        return None
+
+    async def astructured_call(
+        self,
+        output_cls: type[BaseModel],
+        messages: list[ChatMessage],
+        llm_kwargs: dict[str, Any],
+        mode: PydanticProgramMode,
+    ) -> StructuredCall | None:
+        """``structured_call`` for async callers."""
+        return self.structured_call(output_cls, messages, llm_kwargs, mode)
 
     def structured_plan(
         self,
@@ -107,9 +171,9 @@ class ChatCodec(abc.ABC):
         llm_kwargs: dict[str, Any],
         mode: PydanticProgramMode,
     ) -> tuple[bool, dict[str, Any]]:
-        """How the wrapped LLM does ``structured_predict``: ``(True, chat kwargs)`` for native
-        structured output through one chat call, ``(False, llm kwargs)`` for LlamaIndex's
-        function-calling program."""
+        """How the wrapped LLM does ``structured_predict`` through its chat: ``(True, chat
+        kwargs)`` for native structured output through one chat call, ``(False, llm kwargs)``
+        for LlamaIndex's function-calling program."""
         return False, llm_kwargs
 
     # Tool calling is the wrapped LLM's own: these build chat kwargs or read a response and
@@ -134,168 +198,36 @@ class ChatCodec(abc.ABC):
         )
 
 
-class OpenAIChatCodec(ChatCodec):
-    """``llama_index.llms.openai.OpenAI``: chat completions (and legacy completions)."""
+# -- the registry -------------------------------------------------------------------------------
 
-    provider_name = "openai"
 
-    @classmethod
-    def build(cls, model: str, params: dict[str, Any]) -> OpenAIChatCodec:
-        try:
-            from llama_index.llms.openai import OpenAI
-        except ImportError:
-            raise missing_integration(
-                "llama-index-llms-openai", "llama_index.llms.openai"
-            ) from None
-        kwargs = {k: v for k, v in params.items() if v is not None}
-        kwargs["api_base"] = openai_inner_base_url(params.get("api_base"))
-        return cls(OpenAI(model=model, **kwargs))
+def _openai() -> type[ChatCodec]:
+    from ._openai import OpenAIChatCodec
 
-    @classmethod
-    def wrap(cls, llm: FunctionCallingLLM) -> OpenAIChatCodec:
-        if "azure" in type(llm).__module__:
-            raise ValueError(
-                f"BatchLLM cannot batch {type(llm).__name__} yet: Azure OpenAI batches use "
-                "deployments and a different endpoint; wrap llama_index.llms.openai.OpenAI"
-            )
-        return cls(llm)
+    return OpenAIChatCodec
 
-    def fields(self) -> dict[str, Any]:
-        llm: Any = self.llm
-        return {
-            "model": f"{self.provider_name}:{llm.model}",
-            "temperature": llm.temperature,
-            "max_tokens": llm.max_tokens,
-            "additional_kwargs": dict(llm.additional_kwargs),
-            "api_key": llm.api_key or None,
-            "api_base": llm.api_base,
-        }
 
-    @functools.cached_property
-    def provider(self) -> batch_llm.Provider:
-        llm: Any = self.llm
-        return batch_llm.resolve_provider(
-            "openai",
-            api_key=llm.api_key or None,
-            base_url=openai_batch_base_url(llm.api_base),
-            default_headers=llm.default_headers,
-        )
+def _anthropic() -> type[ChatCodec]:
+    from ._anthropic import AnthropicChatCodec
 
-    def metadata(self) -> LLMMetadata:
-        try:
-            return self.llm.metadata
-        except ValueError:
-            # The integration raises for models missing from its context-size table; batch
-            # calls do not need the number, so answer with LlamaIndex's usual default.
-            from llama_index.llms.openai.utils import is_chat_model, is_function_calling_model
+    return AnthropicChatCodec
 
-            llm: Any = self.llm
-            name = llm._get_model_name()
-            return LLMMetadata(
-                context_window=DEFAULT_CONTEXT_WINDOW,
-                num_output=llm.max_tokens or -1,
-                is_chat_model=is_chat_model(model=name),
-                is_function_calling_model=is_function_calling_model(model=name),
-                model_name=llm.model,
-            )
 
-    def uses_chat_endpoint(self, kwargs: dict[str, Any]) -> bool:
-        # OpenAI._use_chat_completions, without reading the whole metadata.
-        if "use_chat_completions" in kwargs:
-            return bool(kwargs["use_chat_completions"])
-        from llama_index.llms.openai.utils import is_chat_model
+def _gemini() -> type[ChatCodec]:
+    from ._gemini import GeminiChatCodec
 
-        llm: Any = self.llm
-        return is_chat_model(model=llm._get_model_name())
-
-    # The request and response halves of OpenAI._chat and OpenAI._complete.
-
-    def chat_request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> BatchRequest:
-        from llama_index.llms.openai.utils import to_openai_message_dicts
-
-        llm: Any = self.llm
-        message_dicts: Any = to_openai_message_dicts(messages, model=llm.model)
-        model_kwargs = llm._get_model_kwargs(**kwargs)
-        return capture_openai_request(
-            lambda client: client.chat.completions.with_raw_response.create(
-                messages=message_dicts, stream=False, **model_kwargs
-            )
-        )
-
-    def chat_response(self, body: dict[str, Any]) -> ChatResponse:
-        from llama_index.llms.openai.utils import from_openai_message, from_openai_token_logprobs
-        from openai.types.chat import ChatCompletion
-
-        llm: Any = self.llm
-        # ``construct`` is how the SDK itself turns a response body into its objects.
-        response = ChatCompletion.construct(**body)
-        message = from_openai_message(
-            response.choices[0].message, modalities=llm.modalities or ["text"]
-        )
-        token_logprobs = response.choices[0].logprobs
-        logprobs = None
-        if token_logprobs and token_logprobs.content:
-            logprobs = from_openai_token_logprobs(token_logprobs.content)
-        return ChatResponse(
-            message=message,
-            raw=response,
-            logprobs=logprobs,
-            additional_kwargs=llm._get_response_token_counts(response),
-        )
-
-    def completion_request(self, prompt: str, kwargs: dict[str, Any]) -> BatchRequest:
-        llm: Any = self.llm
-        all_kwargs = llm._get_model_kwargs(**kwargs)
-        llm._update_max_tokens(all_kwargs, prompt)
-        return capture_openai_request(
-            lambda client: client.completions.with_raw_response.create(
-                prompt=prompt, stream=False, **all_kwargs
-            )
-        )
-
-    def completion_response(self, body: dict[str, Any]) -> CompletionResponse:
-        from llama_index.llms.openai.utils import from_openai_completion_logprobs
-        from openai.types import Completion
-
-        llm: Any = self.llm
-        response = Completion.construct(**body)
-        choice = response.choices[0]
-        logprobs = None
-        if choice.logprobs:
-            logprobs = from_openai_completion_logprobs(choice.logprobs)
-        return CompletionResponse(
-            text=choice.text,
-            raw=response,
-            logprobs=logprobs,
-            additional_kwargs=llm._get_response_token_counts(response),
-        )
-
-    def structured_plan(
-        self,
-        output_cls: type[BaseModel],
-        llm_kwargs: dict[str, Any],
-        mode: PydanticProgramMode,
-    ) -> tuple[bool, dict[str, Any]]:
-        # OpenAI.structured_predict: a JSON-schema response_format where the model supports
-        # it, else function calling with a tool call required.
-        from llama_index.llms.openai.utils import is_json_schema_supported
-
-        llm: Any = self.llm
-        if mode == PydanticProgramMode.DEFAULT and is_json_schema_supported(llm.model):
-            return True, llm._prepare_schema(llm_kwargs, output_cls)
-        llm_kwargs.setdefault("tool_choice", "required")
-        return False, llm_kwargs
+    return GeminiChatCodec
 
 
 @dataclass(frozen=True, slots=True)
 class _Integration:
-    """A provider's LlamaIndex LLM class and the codec that batches it (None: not yet)."""
+    """A provider's LlamaIndex LLM class and the codec that batches it."""
 
     provider: str
     module: str
     class_name: str
-    package: str
-    codec: Callable[[], type[ChatCodec]] | None
+    codec: Callable[[], type[ChatCodec]]
+    aliases: tuple[str, ...] = ()
 
     def load(self) -> type[FunctionCallingLLM] | None:
         try:
@@ -307,43 +239,24 @@ class _Integration:
 
 
 _INTEGRATIONS = (
+    _Integration("openai", "llama_index.llms.openai", "OpenAI", _openai),
+    _Integration("anthropic", "llama_index.llms.anthropic", "Anthropic", _anthropic),
     _Integration(
-        "openai",
-        "llama_index.llms.openai",
-        "OpenAI",
-        "llama-index-llms-openai",
-        lambda: OpenAIChatCodec,
-    ),
-    # Their batch adapters are being written; the codecs follow them.
-    _Integration(
-        "anthropic", "llama_index.llms.anthropic", "Anthropic", "llama-index-llms-anthropic", None
-    ),
-    _Integration(
-        "gemini",
-        "llama_index.llms.google_genai",
-        "GoogleGenAI",
-        "llama-index-llms-google-genai",
-        None,
+        "google_genai", "llama_index.llms.google_genai", "GoogleGenAI", _gemini, ("gemini",)
     ),
 )
 
 
 def _supported() -> str:
-    return ", ".join(i.provider for i in _INTEGRATIONS if i.codec is not None)
-
-
-def _not_yet(integration: _Integration) -> NotImplementedError:
-    return NotImplementedError(
-        f"BatchLLM does not batch {integration.provider} models yet; it supports: {_supported()}"
+    return ", ".join(
+        i.provider + (f" (or {', '.join(i.aliases)})" if i.aliases else "") for i in _INTEGRATIONS
     )
 
 
 def codec_for_model(provider: str, model: str, params: dict[str, Any]) -> ChatCodec:
     """The codec for ``provider:model``, building the provider's LLM from ``params``."""
     for integration in _INTEGRATIONS:
-        if integration.provider == provider:
-            if integration.codec is None:
-                raise _not_yet(integration)
+        if provider == integration.provider or provider in integration.aliases:
             return integration.codec().build(model, params)
     raise ValueError(f"unknown provider {provider!r} in BatchLLM model; supported: {_supported()}")
 
@@ -352,10 +265,7 @@ def codec_for_llm(llm: object) -> ChatCodec:
     """The codec for an instance of a provider's LlamaIndex LLM class."""
     for integration in _INTEGRATIONS:
         cls = integration.load()
-        if cls is None or not isinstance(llm, cls):
-            continue
-        if integration.codec is None:
-            raise _not_yet(integration)
-        return integration.codec().wrap(llm)
-    classes = ", ".join(f"{i.module}.{i.class_name}" for i in _INTEGRATIONS if i.codec is not None)
+        if cls is not None and isinstance(llm, cls):
+            return integration.codec().wrap(llm)
+    classes = ", ".join(f"{i.module}.{i.class_name}" for i in _INTEGRATIONS)
     raise TypeError(f"BatchLLM cannot wrap {type(llm).__name__}; it wraps {classes}")

@@ -6,13 +6,15 @@ in LlamaIndex and openai-SDK terms, which the core must not depend on.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import json
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import openai
@@ -24,8 +26,11 @@ __all__ = [
     "openai_batch_base_url",
     "openai_inner_base_url",
     "pickle_state",
+    "run_sync",
     "split_model_spec",
 ]
+
+T = TypeVar("T")
 
 # What llama-index-llms-openai and llama-index-embeddings-openai fall back to when nothing is
 # configured: their ``api_base`` is then this string, never None.
@@ -34,10 +39,15 @@ _LLAMA_INDEX_DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
 
 @dataclass(frozen=True, slots=True)
 class BatchRequest:
-    """One request as the provider's batch endpoint takes it."""
+    """One request as the provider's batch endpoint takes it.
+
+    ``context`` is whatever the codec that built it needs again to read the answer or to clean
+    up after it (never sent).
+    """
 
     endpoint: str
     body: dict[str, Any]
+    context: Any = None
 
 
 def split_model_spec(spec: str) -> tuple[str, str]:
@@ -129,3 +139,25 @@ def pickle_state(state: dict[str, Any]) -> dict[str, Any]:
             continue
         fields[key] = value
     return {**state, "__dict__": fields, "__pydantic_private__": None}
+
+
+@functools.cache
+def _sync_runner() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(
+        max_workers=4, thread_name_prefix="batch-llm-llama-sync"
+    )
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine ``make()`` to completion from synchronous code.
+
+    Some integrations build their requests with coroutines and run them with ``asyncio.run``,
+    which fails where the calling thread already runs a loop (a Jupyter cell calling ``chat``).
+    There the coroutine runs on a loop of its own in a helper thread instead; the caller waits,
+    as it waits for any synchronous call.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    return _sync_runner().submit(lambda: asyncio.run(make())).result()

@@ -6,13 +6,10 @@ from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.generic_utils import (
-    achat_to_completion_decorator,
     acompletion_to_chat_decorator,
-    astream_chat_to_completion_decorator,
     astream_completion_to_chat_decorator,
-    chat_to_completion_decorator,
     completion_to_chat_decorator,
-    stream_chat_to_completion_decorator,
+    prompt_to_messages,
     stream_completion_to_chat_decorator,
 )
 from llama_index.core.base.llms.types import (
@@ -37,7 +34,7 @@ from llama_index_instrumentation import get_dispatcher
 import batch_llm
 from batch_llm import RequestFuture, Scheduler
 
-from ._codecs import ChatCodec, codec_for_llm, codec_for_model
+from ._codecs import ChatCodec, StructuredCall, codec_for_llm, codec_for_model
 from ._shared import BatchRequest, pickle_state, split_model_spec
 from ._staging import submit_and_wait
 
@@ -51,6 +48,8 @@ dispatcher = get_dispatcher(__name__)
 
 # Parameters that configure the provider's model; a wrapped LLM brings its own.
 _MODEL_PARAMS = ("temperature", "max_tokens", "additional_kwargs", "api_key", "api_base")
+# Settings of BatchLLM's own that a provider LLM built from a model name also takes.
+_SHARED_PARAMS = ("context_window",)
 # LlamaIndex-level settings a wrapped LLM passes on unless given here.
 _INHERITED = (
     "callback_manager",
@@ -71,7 +70,11 @@ class BatchLLM(FunctionCallingLLM):
         from llama_index.llms.batch_llm import BatchLLM
 
         Settings.llm = BatchLLM(model="openai:gpt-4o-mini", temperature=0)
+        Settings.llm = BatchLLM(model="anthropic:claude-haiku-4-5", max_tokens=512)
+        Settings.llm = BatchLLM(model="google_genai:gemini-2.5-flash")
         Settings.llm = BatchLLM(OpenAI(model="gpt-4o-mini", temperature=0))
+        Settings.llm = BatchLLM(Anthropic(model="claude-haiku-4-5"))
+        Settings.llm = BatchLLM(GoogleGenAI(model="gemini-2.5-flash"))
 
     Every call returns what the wrapped provider LLM's realtime call would (message, tool
     calls, ``raw`` SDK object, token counts), or raises the same SDK error. Calls that arrive
@@ -83,11 +86,16 @@ class BatchLLM(FunctionCallingLLM):
     Streaming methods yield a single chunk holding the whole answer.
 
     Args:
-        llm: a provider LLM to wrap, such as ``llama_index.llms.openai.OpenAI(...)``.
-        model: ``"provider:model"``, such as ``"openai:gpt-4o-mini"``, instead of ``llm``.
+        llm: a provider LLM to wrap: ``llama_index.llms.openai.OpenAI``,
+            ``llama_index.llms.anthropic.Anthropic`` or
+            ``llama_index.llms.google_genai.GoogleGenAI``.
+        model: ``"provider:model"`` instead of ``llm``; provider ``openai``, ``anthropic`` or
+            ``google_genai`` (or ``gemini``).
         temperature, max_tokens, additional_kwargs, api_key, api_base: passed to the provider
-            LLM built from ``model``.
-        context_window: overrides the context window the provider LLM reports.
+            LLM built from ``model`` (``base_url=`` is taken for ``api_base``; for Gemini,
+            ``additional_kwargs`` are generation config fields).
+        context_window: overrides the context window the provider LLM reports (and is passed
+            to ``GoogleGenAI``, which then needs no model lookup when ``max_tokens`` is set).
         scheduler: the ``batch_llm.Scheduler`` to use; default ``batch_llm.get_scheduler()``.
     """
 
@@ -133,6 +141,12 @@ class BatchLLM(FunctionCallingLLM):
         scheduler: Scheduler | None = None,
         **kwargs: Any,
     ) -> None:
+        base_url = kwargs.pop("base_url", None)
+        if base_url is not None:
+            # Anthropic's and Gemini's name for it.
+            if kwargs.get("api_base") not in (None, base_url):
+                raise TypeError("BatchLLM got both api_base and base_url; pass one")
+            kwargs["api_base"] = base_url
         if llm is not None:
             given = [k for k in _MODEL_PARAMS if kwargs.get(k) is not None]
             if model is not None or given:
@@ -152,6 +166,7 @@ class BatchLLM(FunctionCallingLLM):
                 )
             provider, name = split_model_spec(model)
             params = {k: kwargs.pop(k, None) for k in _MODEL_PARAMS}
+            params.update({k: kwargs.get(k) for k in _SHARED_PARAMS})
             codec = codec_for_model(provider, name, params)
         for name in _MODEL_PARAMS:
             kwargs.pop(name, None)
@@ -184,13 +199,17 @@ class BatchLLM(FunctionCallingLLM):
         # Single calls wait for company: LlamaIndex's worker pools send them one at a time.
         return scheduler.submit(self._codec.provider, request.endpoint, request.body)
 
-    def _chat_result(self, future: RequestFuture, body: dict[str, Any]) -> ChatResponse:
-        response = self._codec.chat_response(body)
+    def _chat_result(
+        self, future: RequestFuture, body: dict[str, Any], request: BatchRequest
+    ) -> ChatResponse:
+        response = self._codec.chat_response(body, request)
         response.additional_kwargs["batch_id"] = future.batch_id
         return response
 
-    def _completion_result(self, future: RequestFuture, body: dict[str, Any]) -> CompletionResponse:
-        response = self._codec.completion_response(body)
+    def _completion_result(
+        self, future: RequestFuture, body: dict[str, Any], request: BatchRequest
+    ) -> CompletionResponse:
+        response = self._codec.completion_response(body, request)
         response.additional_kwargs["batch_id"] = future.batch_id
         return response
 
@@ -201,25 +220,45 @@ class BatchLLM(FunctionCallingLLM):
             return bool(use_chat)
         return self._codec.uses_chat_endpoint(kwargs)
 
-    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        future = self._submit(self._codec.chat_request(messages, kwargs))
-        return self._chat_result(future, future.result())
-
     async def _asubmit_and_wait(self, request: BatchRequest) -> tuple[RequestFuture, Any]:
         scheduler = self.scheduler or batch_llm.get_scheduler()
         return await submit_and_wait(scheduler, self._codec.provider, request)
 
+    # Each request is released once answered or failed (a codec removes what it uploaded for
+    # it), as the realtime call cleans up after itself.
+
+    def _answer(self, request: BatchRequest) -> tuple[RequestFuture, Any]:
+        try:
+            future = self._submit(request)
+            return future, future.result()
+        finally:
+            self._codec.release(request)
+
+    async def _aanswer(self, request: BatchRequest) -> tuple[RequestFuture, Any]:
+        try:
+            return await self._asubmit_and_wait(request)
+        finally:
+            await self._codec.arelease(request)
+
+    def _chat_call(self, request: BatchRequest) -> ChatResponse:
+        return self._chat_result(*self._answer(request), request)
+
+    async def _achat_call(self, request: BatchRequest) -> ChatResponse:
+        return self._chat_result(*await self._aanswer(request), request)
+
+    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._chat_call(self._codec.chat_request(messages, kwargs))
+
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        request = self._codec.chat_request(messages, kwargs)
-        return self._chat_result(*await self._asubmit_and_wait(request))
+        return await self._achat_call(await self._codec.achat_request(messages, kwargs))
 
     def _complete(self, prompt: str, **kwargs: Any) -> CompletionResponse:
-        future = self._submit(self._codec.completion_request(prompt, kwargs))
-        return self._completion_result(future, future.result())
+        request = self._codec.completion_request(prompt, kwargs)
+        return self._completion_result(*self._answer(request), request)
 
     async def _acomplete(self, prompt: str, **kwargs: Any) -> CompletionResponse:
         request = self._codec.completion_request(prompt, kwargs)
-        return self._completion_result(*await self._asubmit_and_wait(request))
+        return self._completion_result(*await self._aanswer(request), request)
 
     # A batch answers all at once, so a stream is one chunk. As the realtime call does, the
     # request goes out when the stream is first read.
@@ -228,22 +267,17 @@ class BatchLLM(FunctionCallingLLM):
         request = self._codec.chat_request(messages, kwargs)
 
         def gen() -> ChatResponseGen:
-            future = self._submit(request)
-            response = self._chat_result(future, future.result())
-            response.delta = response.message.content or ""
-            yield response
+            yield self._codec.stream_chunk(self._chat_call(request))
 
         return gen()
 
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        request = self._codec.chat_request(messages, kwargs)
+        request = await self._codec.achat_request(messages, kwargs)
 
         async def gen() -> ChatResponseAsyncGen:
-            response = self._chat_result(*await self._asubmit_and_wait(request))
-            response.delta = response.message.content or ""
-            yield response
+            yield self._codec.stream_chunk(await self._achat_call(request))
 
         return gen()
 
@@ -251,8 +285,7 @@ class BatchLLM(FunctionCallingLLM):
         request = self._codec.completion_request(prompt, kwargs)
 
         def gen() -> CompletionResponseGen:
-            future = self._submit(request)
-            response = self._completion_result(future, future.result())
+            response = self._completion_result(*self._answer(request), request)
             response.delta = response.text
             yield response
 
@@ -262,7 +295,7 @@ class BatchLLM(FunctionCallingLLM):
         request = self._codec.completion_request(prompt, kwargs)
 
         async def gen() -> CompletionResponseAsyncGen:
-            response = self._completion_result(*await self._asubmit_and_wait(request))
+            response = self._completion_result(*await self._aanswer(request), request)
             response.delta = response.text
             yield response
 
@@ -282,10 +315,14 @@ class BatchLLM(FunctionCallingLLM):
             return await self._achat(messages, **kwargs)
         return await acompletion_to_chat_decorator(self._acomplete)(messages, **kwargs)
 
+    # A completion through the chat endpoint is what the wrapped LLM makes of its chat answer.
+
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         if self._uses_chat(kwargs):
-            return chat_to_completion_decorator(self._chat)(prompt, **kwargs)
+            return self._codec.completion_from_chat(
+                self._chat(prompt_to_messages(prompt), **kwargs)
+            )
         return self._complete(prompt, **kwargs)
 
     @llm_completion_callback()
@@ -293,7 +330,9 @@ class BatchLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         if self._uses_chat(kwargs):
-            return await achat_to_completion_decorator(self._achat)(prompt, **kwargs)
+            return self._codec.completion_from_chat(
+                await self._achat(prompt_to_messages(prompt), **kwargs)
+            )
         return await self._acomplete(prompt, **kwargs)
 
     @llm_chat_callback()
@@ -317,7 +356,8 @@ class BatchLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         if self._uses_chat(kwargs):
-            return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
+            chunks = self._stream_chat(prompt_to_messages(prompt), **kwargs)
+            return (self._codec.completion_from_chat(chunk) for chunk in chunks)
         return self._stream_complete(prompt, **kwargs)
 
     @llm_completion_callback()
@@ -325,7 +365,13 @@ class BatchLLM(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         if self._uses_chat(kwargs):
-            return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
+            chunks = await self._astream_chat(prompt_to_messages(prompt), **kwargs)
+
+            async def gen() -> CompletionResponseAsyncGen:
+                async for chunk in chunks:
+                    yield self._codec.completion_from_chat(chunk)
+
+            return gen()
         return await self._astream_complete(prompt, **kwargs)
 
     # -- tools: the wrapped LLM's own handling ------------------------------------------------
@@ -371,7 +417,18 @@ class BatchLLM(FunctionCallingLLM):
             response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
         )
 
-    # -- structured output: the wrapped LLM's choice of native schema or function calling ----
+    # -- structured output: the wrapped LLM's own way ------------------------------------------
+    # Three ways, as the provider LLM does it: one request of its own (Anthropic's and Gemini's
+    # native structured output), one chat call with a schema (OpenAI's), or LlamaIndex's
+    # function-calling program over chat_with_tools.
+
+    def _structured_direct(self, call: StructuredCall) -> Any:
+        _future, body = self._answer(call.request)
+        return call.parse(body)
+
+    async def _astructured_direct(self, call: StructuredCall) -> Any:
+        _future, body = await self._aanswer(call.request)
+        return call.parse(body)
 
     @dispatcher.span
     def structured_predict(
@@ -381,9 +438,15 @@ class BatchLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        native, llm_kwargs = self._codec.structured_plan(
-            output_cls, dict(llm_kwargs or {}), self.pydantic_program_mode
+        llm_kwargs = dict(llm_kwargs or {})
+        mode = self.pydantic_program_mode
+        call = self._codec.structured_call(
+            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
         )
+        if call is not None:
+            direct: Model = self._structured_direct(call)
+            return direct
+        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
         if not native:
             predicted: Model = super().structured_predict(
                 output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args
@@ -402,9 +465,15 @@ class BatchLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        native, llm_kwargs = self._codec.structured_plan(
-            output_cls, dict(llm_kwargs or {}), self.pydantic_program_mode
+        llm_kwargs = dict(llm_kwargs or {})
+        mode = self.pydantic_program_mode
+        call = await self._codec.astructured_call(
+            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
         )
+        if call is not None:
+            direct: Model = await self._astructured_direct(call)
+            return direct
+        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
         if not native:
             predicted: Model = await super().astructured_predict(
                 output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args
@@ -422,9 +491,15 @@ class BatchLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Generator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None, None]:
-        native, llm_kwargs = self._codec.structured_plan(
-            output_cls, dict(llm_kwargs or {}), self.pydantic_program_mode
+        llm_kwargs = dict(llm_kwargs or {})
+        mode = self.pydantic_program_mode
+        call = self._codec.structured_call(
+            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
         )
+        if call is not None:
+            yield self._structured_direct(call)
+            return
+        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
         if not native:
             yield from super()._structured_stream_call(
                 output_cls, prompt, llm_kwargs, **prompt_args
@@ -445,9 +520,21 @@ class BatchLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> AsyncGenerator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None]:
-        native, llm_kwargs = self._codec.structured_plan(
-            output_cls, dict(llm_kwargs or {}), self.pydantic_program_mode
+        llm_kwargs = dict(llm_kwargs or {})
+        mode = self.pydantic_program_mode
+        call = await self._codec.astructured_call(
+            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
         )
+        if call is not None:
+            direct = call
+
+            async def one() -> AsyncGenerator[
+                Model | list[Model] | FlexibleModel | list[FlexibleModel], None
+            ]:
+                yield await self._astructured_direct(direct)
+
+            return one()
+        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
         if not native:
             return await super()._structured_astream_call(
                 output_cls, prompt, llm_kwargs, **prompt_args
