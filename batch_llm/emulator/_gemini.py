@@ -323,6 +323,7 @@ class GeminiApi:
                 ("POST", f"{root}/models/{{model}}:batchEmbedContents", self._batch_embed),
                 ("POST", f"{root}/models/{{model}}:batchGenerateContent", self._create_generate),
                 ("POST", f"{root}/models/{{model}}:asyncBatchEmbedContent", self._create_embed),
+                ("GET", f"{root}/models/{{model}}", self._get_model),
                 ("GET", f"{root}/batches", self._list_batches),
                 ("GET", f"{root}/batches/{{name}}", self._get_batch),
                 ("DELETE", f"{root}/batches/{{name}}", self._delete_batch),
@@ -369,6 +370,29 @@ class GeminiApi:
     def _batch_embed(self, request: Request) -> Response:
         self._stats.add("realtime_calls")
         return _outcome(batch_embed_contents(request.params["model"], _json_body(request)))
+
+    def _get_model(self, request: Request) -> Response:
+        """A model's description: integrations read its token limits when they start."""
+        name = model_id(request.params["model"])
+        if name.startswith("unknown-"):
+            raise _Invalid(404, f"models/{name} is not found for API version v1beta.")
+        embedding = "embedding" in name
+        return Response.json(
+            {
+                "name": f"models/{name}",
+                "baseModelId": name,
+                "version": "001",
+                "displayName": name,
+                "description": "An emulated model.",
+                "inputTokenLimit": 2048 if embedding else 1_048_576,
+                "outputTokenLimit": 1 if embedding else 65_536,
+                "supportedGenerationMethods": (
+                    ["embedContent", "asyncBatchEmbedContent"]
+                    if embedding
+                    else ["generateContent", "countTokens", "batchGenerateContent"]
+                ),
+            }
+        )
 
     # ------------------------------------------------------------------ batches
 

@@ -267,3 +267,15 @@ def test_env_fixture_configures_the_sdk(batch_llm_gemini_env: Emulator) -> None:
     client = genai.Client()  # configured by the environment alone
     assert client.models.generate_content(model=FLASH, contents="hi").text == f"{FLASH} says: hi"
     client.close()
+
+
+def test_model_lookup_gives_token_limits(batch_llm_emulator: Any) -> None:
+    from google import genai
+
+    client = genai.Client(
+        api_key="g-test", http_options={"base_url": batch_llm_emulator.gemini_base_url}
+    )
+    model = client.models.get(model="gemini-2.5-flash")
+    assert model.name == "models/gemini-2.5-flash"
+    assert model.input_token_limit == 1_048_576
+    assert model.output_token_limit == 65_536
