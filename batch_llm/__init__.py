@@ -11,12 +11,15 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._config import Config
+from ._cost import CostReport, CostRow, PriceTable, get_prices, set_prices
+from ._dry_run import DryRunReport, PlannedBatch, dry_run
 from ._errors import (
     BatchCancelledError,
     BatchError,
     BatchExpiredError,
     BatchFailedError,
     BatchLLMError,
+    DryRunError,
     InvalidRequestError,
     MissingResultError,
     RequestTooLargeError,
@@ -24,9 +27,11 @@ from ._errors import (
     UnknownProviderError,
     UnsupportedEndpointError,
 )
+from ._events import JsonlEvents
 from ._futures import RequestFuture, gather, wait
 from ._poll import PollPolicy
-from ._scheduler import BatchRecord, Scheduler, get_scheduler, set_scheduler
+from ._progress import track_progress
+from ._scheduler import BatchRecord, Scheduler, cost_report, get_scheduler, set_scheduler
 from .providers import (
     AnthropicProvider,
     GeminiProvider,
@@ -49,11 +54,18 @@ __all__ = [
     "BatchLLMError",
     "BatchRecord",
     "Config",
+    "CostReport",
+    "CostRow",
+    "DryRunError",
+    "DryRunReport",
     "GeminiProvider",
     "InvalidRequestError",
+    "JsonlEvents",
     "MissingResultError",
     "OpenAIProvider",
+    "PlannedBatch",
     "PollPolicy",
+    "PriceTable",
     "Provider",
     "RequestFuture",
     "RequestTooLargeError",
@@ -62,9 +74,14 @@ __all__ = [
     "UnknownProviderError",
     "UnsupportedEndpointError",
     "__version__",
+    "cost_report",
+    "dry_run",
     "gather",
+    "get_prices",
     "get_scheduler",
     "resolve_provider",
+    "set_prices",
     "set_scheduler",
+    "track_progress",
     "wait",
 ]

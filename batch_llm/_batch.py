@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
+from ._cost import UsageMeter
 from ._journal import Intent
 from ._waiters import Waiters
 from .providers import BatchStatus, Limits, Prepared, Provider
@@ -27,6 +29,12 @@ class BatchRecord:
         counts: the provider's request counts (total, succeeded, failed).
         intent_id: the journal's id for the submission.
         resumed: True if an earlier run submitted it and this one picked it up.
+        state: where it is, in the provider-neutral words of ``BatchStatus.state``
+            (``queued`` until submitted).
+        metadata: the key/values stamped on it (the scheduler's and the submitter's).
+        usage: answers and tokens read from it, once its results are in.
+        cost: what it cost (USD; a dict of ``cost``, ``realtime_cost`` and ``saving``), once
+            its results are in and if its models have prices.
     """
 
     provider: str
@@ -38,6 +46,10 @@ class BatchRecord:
     counts: dict[str, int] = field(default_factory=dict)
     intent_id: str = ""
     resumed: bool = False
+    state: str = "queued"
+    metadata: dict[str, str] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    cost: dict[str, Any] | None = None
 
 
 class Batch:
@@ -54,6 +66,8 @@ class Batch:
         "key",
         "late",
         "lines",
+        "metadata",
+        "meter",
         "pending",
         "provider",
         "record",
@@ -68,8 +82,13 @@ class Batch:
         pending: dict[str, Waiters],
         *,
         intent: Intent | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         self.provider = provider
+        # What the submitter asked to stamp on the batch, on top of the scheduler's metadata.
+        self.metadata = metadata or {}
+        # Usage of the answers read from this batch.
+        self.meter = UsageMeter()
         self.key = key
         self.lines = lines
         # Lines by id, kept after submission: expired or rejected lines are sent again.
@@ -105,12 +124,29 @@ class Batch:
 class Queue:
     """Requests waiting to share one batch."""
 
-    __slots__ = ("generation", "inputs", "key", "limits", "lines", "nbytes", "provider", "waiters")
+    __slots__ = (
+        "generation",
+        "inputs",
+        "key",
+        "limits",
+        "lines",
+        "metadata",
+        "nbytes",
+        "provider",
+        "waiters",
+    )
 
-    def __init__(self, provider: Provider, key: Hashable, limits: Limits) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        key: Hashable,
+        limits: Limits,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         self.provider = provider
         self.key = key
         self.limits = limits
+        self.metadata = metadata or {}
         self.lines: list[Prepared] = []
         self.waiters: dict[str, Waiters] = {}
         self.nbytes = 0
@@ -135,7 +171,7 @@ class Queue:
 
     def cut(self) -> Batch:
         """Everything queued, as one batch; the queue starts empty again."""
-        batch = Batch(self.provider, self.key, self.lines, self.waiters)
+        batch = Batch(self.provider, self.key, self.lines, self.waiters, metadata=self.metadata)
         self.lines = []
         self.waiters = {}
         self.nbytes = self.inputs = 0

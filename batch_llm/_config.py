@@ -25,6 +25,15 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
+def _env_bool(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Scheduler settings.
@@ -35,12 +44,17 @@ class Config:
         poll_interval: the first poll interval in seconds (``BATCH_LLM_POLL_INTERVAL``).
         poll_max: the longest poll interval in seconds (``BATCH_LLM_POLL_MAX``).
         journal: where the journal lives (``BATCH_LLM_JOURNAL``); reserved.
+        dry_run: plan batches instead of submitting them (``BATCH_LLM_DRY_RUN=1``).
+        events: a JSON-lines file every scheduler writes its events to
+            (``BATCH_LLM_EVENTS``).
     """
 
     window: float = _DEFAULT_WINDOW
     poll_interval: float = _DEFAULT_POLL_INTERVAL
     poll_max: float = _DEFAULT_POLL_MAX
     journal: str | None = None
+    dry_run: bool = False
+    events: str | None = None
 
     @classmethod
     def from_env(
@@ -50,6 +64,7 @@ class Config:
         poll_interval: float | None = None,
         poll_max: float | None = None,
         journal: str | None = None,
+        dry_run: bool | None = None,
     ) -> Config:
         """Build a config where explicit arguments win over the environment."""
         return cls(
@@ -67,4 +82,6 @@ class Config:
                 else _env_float("BATCH_LLM_POLL_MAX", _DEFAULT_POLL_MAX)
             ),
             journal=journal if journal is not None else os.environ.get("BATCH_LLM_JOURNAL"),
+            dry_run=dry_run if dry_run is not None else _env_bool("BATCH_LLM_DRY_RUN"),
+            events=os.environ.get("BATCH_LLM_EVENTS") or None,
         )

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from ._cost import format_money
 from ._futures import wait
 from ._scheduler import Scheduler
 from .providers import OpenAIProvider
@@ -97,8 +98,10 @@ def run_demo(*, requests: int = 1000, delay: float = 3.0, out: TextIO | None = N
                 for q, _ in questions
             ]
             futures = scheduler.submit_many(provider, "/v1/chat/completions", bodies)
-            results = wait(futures, return_exceptions=True)
+            # The demo draws its own status line (from the events) instead of a tqdm bar.
+            results = wait(futures, return_exceptions=True, progress=False)
             batches = len(scheduler.batches)
+            cost = scheduler.cost()
         elapsed = time.monotonic() - started
         stats = emulator.stats
 
@@ -129,6 +132,13 @@ def run_demo(*, requests: int = 1000, delay: float = 3.0, out: TextIO | None = N
         f"({100 * correct / max(1, len(answered)):.1f}%)"
     )
     print_(f"  tokens          {tokens_in:,} in, {tokens_out:,} out")
+    if cost.realtime_cost:
+        print_(
+            f"  cost            {format_money(cost.cost)} at batch price instead of "
+            f"{format_money(cost.realtime_cost)} realtime "
+            f"(saved {100 * cost.saving / cost.realtime_cost:.0f}%; prices as of "
+            f"{cost.prices_as_of})"
+        )
     print_("  sample answers:")
     for (question, expected), result in list(zip(questions, results, strict=True))[:3]:
         text = result["choices"][0]["message"]["content"] if isinstance(result, dict) else result

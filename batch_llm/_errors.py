@@ -14,6 +14,7 @@ __all__ = [
     "BatchExpiredError",
     "BatchFailedError",
     "BatchLLMError",
+    "DryRunError",
     "InvalidRequestError",
     "MissingResultError",
     "RequestTooLargeError",
@@ -45,6 +46,18 @@ class RequestTooLargeError(InvalidRequestError):
 
 class SchedulerClosedError(BatchLLMError, RuntimeError):
     """The scheduler was closed before the request could be submitted."""
+
+
+class DryRunError(BatchLLMError):
+    """The scheduler is in dry-run mode: the request was planned into a batch, not sent.
+
+    Attributes:
+        batch: the planned batch's number in the dry run's report (1-based).
+    """
+
+    def __init__(self, message: str, *, batch: int | None = None) -> None:
+        super().__init__(message)
+        self.batch = batch
 
 
 class BatchError(BatchLLMError):

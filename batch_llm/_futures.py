@@ -17,6 +17,8 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import CancelledError, InvalidStateError
 from typing import Any
 
+from ._progress import ProgressOption, display_for
+
 __all__ = ["RequestFuture", "gather", "wait"]
 
 logger = logging.getLogger("batch_llm")
@@ -67,10 +69,14 @@ class RequestFuture:
         self._callbacks: Callback | list[Callback] | None = None
 
     @classmethod
-    def group(cls, count: int, provider: str = "") -> list[RequestFuture]:
+    def group(
+        cls, count: int, provider: str = "", *, owner: Any = None, fan_out: bool = False
+    ) -> list[RequestFuture]:
         """``count`` futures that ``wait``/``gather`` can await as one, with a single wake-up
-        instead of a callback per future."""
-        latch = _Latch(count)
+        instead of a callback per future. ``owner`` is the scheduler they were submitted to and
+        ``fan_out`` says they were submitted together and flushed: such a group gets a progress
+        display while it is waited on."""
+        latch = _Latch(count, owner, fan_out)
         return [cls(provider, latch) for _ in range(count)]
 
     def __repr__(self) -> str:
@@ -183,11 +189,13 @@ class RequestFuture:
 class _Latch:
     """Counts down as the futures of one group complete; fires once, when the last does."""
 
-    __slots__ = ("_callbacks", "_fired", "event", "remaining", "size")
+    __slots__ = ("_callbacks", "_fired", "event", "fan_out", "owner", "remaining", "size")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, owner: Any = None, fan_out: bool = False) -> None:
         self.size = size
         self.remaining = size
+        self.owner = owner
+        self.fan_out = fan_out
         self.event = threading.Event()
         self._callbacks: list[Callable[[], object]] = []
         self._fired = False
@@ -263,30 +271,46 @@ def wait(
     *,
     return_exceptions: bool = False,
     timeout: float | None = None,
+    progress: ProgressOption = None,
 ) -> list[Any]:
     """Block until every future is done and return their results in order.
 
     Without ``return_exceptions`` the first failed request's error (in input order) is raised
-    once all are done, as ``Runnable.batch`` does.
+    once all are done, as ``Runnable.batch`` does. ``progress`` shows a progress display while
+    waiting: True or False force it, a tqdm-like factory draws with it, and None (the default)
+    shows one for fan-outs when the output is a terminal or a notebook (``BATCH_LLM_PROGRESS``
+    and ``Scheduler(progress=...)`` change that).
     """
-    latch = _group_latch(futures)
-    if latch is not None:
-        event = latch.event
-    else:
-        event = threading.Event()
-        _on_all_done(futures, event.set)
-    if not event.wait(timeout):
-        left = sum(not f.done() for f in futures)
-        raise TimeoutError(f"{left} of {len(futures)} requests were not answered in {timeout} s")
+    display = display_for(futures, progress) if progress is not False else None
+    try:
+        latch = _group_latch(futures)
+        if latch is not None:
+            event = latch.event
+        else:
+            event = threading.Event()
+            _on_all_done(futures, event.set)
+        if not event.wait(timeout):
+            left = sum(not f.done() for f in futures)
+            raise TimeoutError(
+                f"{left} of {len(futures)} requests were not answered in {timeout} s"
+            )
+    finally:
+        if display is not None:
+            display.close()
     return [_outcome(f, return_exceptions) for f in futures]
 
 
-async def gather(futures: Sequence[RequestFuture], *, return_exceptions: bool = False) -> list[Any]:
+async def gather(
+    futures: Sequence[RequestFuture],
+    *,
+    return_exceptions: bool = False,
+    progress: ProgressOption = None,
+) -> list[Any]:
     """Await every future from any event loop and return their results in order.
 
     One wake-up of the caller's loop for the whole group, instead of one per request, which is
     what keeps a 10,000-request ``abatch`` cheap. Cancelling the awaiting task cancels the
-    requests that were not yet submitted.
+    requests that were not yet submitted. ``progress`` is as for ``wait``.
     """
     if not all(f.done() for f in futures):
         loop = asyncio.get_running_loop()
@@ -300,6 +324,7 @@ async def gather(futures: Sequence[RequestFuture], *, return_exceptions: bool = 
             if not loop.is_closed():
                 loop.call_soon_threadsafe(wake)
 
+        display = display_for(futures, progress) if progress is not False else None
         _on_all_done(futures, all_done)
         try:
             await waiter
@@ -307,4 +332,7 @@ async def gather(futures: Sequence[RequestFuture], *, return_exceptions: bool = 
             for future in futures:
                 future.cancel()
             raise
+        finally:
+            if display is not None:
+                display.close()
     return [_outcome(f, return_exceptions) for f in futures]

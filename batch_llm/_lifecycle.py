@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._batch import Batch, BatchRecord
+from ._cost import UsageMeter
 from ._errors import (
     BatchCancelledError,
     BatchExpiredError,
@@ -35,7 +36,7 @@ from ._errors import (
     SchedulerClosedError,
 )
 from ._futures import RequestFuture
-from ._journal import Journal, NullJournal
+from ._journal import Intent, Journal, NullJournal
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
 from ._waiters import Waiters, add_waiters, all_cancelled, each, fail_all, leftover_error, settle
@@ -54,12 +55,19 @@ ExpiryPolicy = Literal["resubmit", "realtime", "fail"]
 
 # Realtime requests in flight at once when escalating (expiry, deadlines).
 _ESCALATION_CONCURRENCY = 16
+# Finished batches whose answers the journal keeps, remembered for callers that joined them
+# as they finished (the most recent ones; the window is a single loop step).
+_ANSWERED_KEPT = 64
+# Seconds ``close`` waits for ended batches to finish their bookkeeping.
+_FINISHING_GRACE = 2.0
 
 
 class Lifecycle:
     """The part of ``Scheduler`` that drives batches; see the module docstring."""
 
     journal: Journal
+    dry_run: bool
+    _meter: UsageMeter
     poll_policy: PollPolicy
     retry: RetryPolicy
     metadata: dict[str, str]
@@ -70,6 +78,7 @@ class Lifecycle:
     _sleep: Callable[[float], Awaitable[Any]]
     _clock: Callable[[], float]
     _tracked: dict[str, Batch]
+    _answered: dict[str, Intent]
     _journal_io: ThreadPoolExecutor | None
     _tasks: set[asyncio.Task[None]]
 
@@ -77,10 +86,18 @@ class Lifecycle:
     def _emit(self, event: str, record: BatchRecord, **extra: Any) -> None:
         raise NotImplementedError
 
-    def _requeue(self, provider: Provider, items: list[tuple[Prepared, Waiters]]) -> None:
+    def _requeue(
+        self,
+        provider: Provider,
+        items: list[tuple[Prepared, Waiters]],
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         raise NotImplementedError
 
     def _untrack(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def _plan_batch(self, batch: Batch) -> None:
         raise NotImplementedError
 
     # -- helpers ------------------------------------------------------------------------------
@@ -131,6 +148,7 @@ class Lifecycle:
         changed = record.status != status.raw_status or record.counts != counts
         record.batch_id = status.batch_id
         record.status = status.raw_status
+        record.state = status.state
         record.outcome = status.outcome
         record.counts = counts
         return changed
@@ -138,7 +156,31 @@ class Lifecycle:
     # -- a fresh batch ------------------------------------------------------------------------
 
     def _launch(self, batch: Batch) -> None:
+        if self.dry_run:
+            self._plan_batch(batch)
+            return
         self._start(self._guarded(batch, self._run(batch)))
+
+    def _ended(self, batch: Batch, outcome: str, **extra: Any) -> None:
+        """The batch is over for its callers: its usage and cost go on its record and into
+        the event that says how it ended."""
+        record = batch.record
+        extra = {name: value for name, value in extra.items() if value is not None}
+        if batch.meter.totals:
+            report = batch.meter.report()
+            record.usage = batch.meter.summary()
+            record.cost = (
+                {
+                    "cost": report.cost,
+                    "realtime_cost": report.realtime_cost,
+                    "saving": report.saving,
+                }
+                if report.complete
+                else None
+            )
+            extra.setdefault("usage", dict(record.usage))
+            extra.setdefault("cost", record.cost)
+        self._emit(f"batch_{outcome}", record, outcome=outcome, **extra)
 
     async def _guarded(self, batch: Batch, work: Coroutine[Any, Any, None]) -> None:
         """Run a batch's work so that every caller is answered, whatever happens."""
@@ -158,6 +200,7 @@ class Lifecycle:
         except Exception as exc:  # a bug here must still answer every caller, never hang them
             logger.exception("batch %s: unexpected error", batch.record.batch_id)
             fail_all(batch.pending, exc)
+            self._ended(batch, "failed", reason=f"unexpected error: {exc}")
         finally:
             self._finish(batch)
 
@@ -173,13 +216,14 @@ class Lifecycle:
         batch.by_id = {p.custom_id: p for p in lines}
         intent, record, provider = batch.intent, batch.record, batch.provider
         intent.requests = record.requests = len(lines)
+        record.metadata = {**self.metadata, **batch.metadata}
         self.batches.append(record)
         # The intent must be durable before the batch exists; write it while the input uploads.
         loop = asyncio.get_running_loop()
         intent_written = loop.create_task(
             self._write(self.journal.record_intent, intent, list(batch.by_id))
         )
-        metadata = {**self.metadata, INTENT_KEY: intent.intent_id}
+        metadata = {**record.metadata, INTENT_KEY: intent.intent_id}
         found: BatchStatus | None = None
 
         async def create() -> BatchStatus:
@@ -214,6 +258,7 @@ class Lifecycle:
             )
             self._write_soon(self.journal.forget_requests, intent.intent_id, list(batch.by_id))
             fail_all(batch.pending, exc)
+            self._ended(batch, "failed", reason=f"submitting failed: {exc}")
             return
         await intent_written
         await self._write(
@@ -221,13 +266,11 @@ class Lifecycle:
         )
         intent.batch_id = status.batch_id
         self._update(record, status)
-        self._emit("batch_submitted", record)
-        logger.info(
-            "submitted batch %s: %d requests to %s", status.batch_id, len(lines), record.provider
-        )
+        # Callers learn their batch before the event, so a listener can match them to it.
         for waiting in batch.pending.values():
             for future in each(waiting):
                 future.batch_id = status.batch_id
+        self._emit("batch_submitted", record)
         await self._follow(batch, status)
 
     # -- following to the end -----------------------------------------------------------------
@@ -237,16 +280,8 @@ class Lifecycle:
         if ended is None:
             return
         batch.status = ended
-        record = batch.record
         self._write_soon(
             self.journal.record_status, batch.intent_id, ended.raw_status, ended.outcome
-        )
-        logger.info(
-            "batch %s ended %s: %d succeeded, %d failed",
-            ended.batch_id,
-            ended.outcome,
-            ended.succeeded,
-            ended.failed,
         )
         if ended.outcome == "failed":
             self._failed(batch, ended)
@@ -254,7 +289,7 @@ class Lifecycle:
             await self._collect(batch, ended)
             self._unanswered(batch, ended)
         # Only now, with every caller answered (or sent on), is the batch over for the user.
-        self._emit(f"batch_{ended.outcome}", record, reason=ended.reason)
+        self._ended(batch, ended.outcome or "completed", reason=ended.reason)
 
     async def _wait_until_ended(self, batch: Batch, status: BatchStatus) -> BatchStatus | None:
         provider, record = batch.provider, batch.record
@@ -278,9 +313,12 @@ class Lifecycle:
                     return None
                 logger.warning("polling batch %s failed: %s", status.batch_id, exc)
                 fail_all(batch.pending, exc)
+                self._ended(batch, "failed", reason=f"polling failed: {exc}")
                 return None
-            if self._update(record, status) and not status.ended:
-                self._write_soon(self.journal.record_status, batch.intent_id, status.raw_status)
+            if self._update(record, status):
+                if not status.ended:
+                    self._write_soon(self.journal.record_status, batch.intent_id, status.raw_status)
+                # The last one (state "ended") says the answers are on their way.
                 self._emit("batch_progress", record)
         return status
 
@@ -288,18 +326,26 @@ class Lifecycle:
         """Stream the results to their callers, keeping the raw bytes in the journal."""
         provider, pending = batch.provider, batch.pending
         journal, intent_id = self.journal, batch.intent_id
+        endpoint = status.endpoint or batch.intent.endpoint
 
         def keep(stream: str, chunk: bytes) -> None:
             self._write_soon(journal.append_results, intent_id, stream, chunk)
 
         async def read() -> None:
             self._write_soon(journal.clear_results, intent_id)  # a retried read starts over
+            # Counted as answers are handed out, so the scheduler's report is complete by the
+            # time the last caller wakes; a retried read takes back what it counted before.
+            self._meter.merge(batch.meter, sign=-1)
+            batch.meter = UsageMeter()
+            count = batch.meter.counter(
+                provider.name, "batch", provider.usage, endpoint, batch.key, self._meter
+            )
             if _takes(provider.results, "sink"):
                 chunks = provider.results(status, sink=keep)
             else:  # an adapter that cannot hand over raw bytes: results are not kept
                 chunks = provider.results(status)
             async for chunk in chunks:
-                _dispatch(pending, chunk)
+                _dispatch(pending, chunk, count)
 
         try:
             await self._call(provider, read)
@@ -319,7 +365,7 @@ class Lifecycle:
         if status.outcome == "expired" and self.on_expiry != "fail":
             items = self._take(batch, leftover)
             if self.on_expiry == "realtime":
-                self._start(self._realtime(batch, items))
+                self._start(self._realtime(batch, items, "expired"))
                 return
             self._send_again(batch, items, status, self.max_resubmits)
             return
@@ -375,7 +421,7 @@ class Lifecycle:
                 status.outcome,
                 len(again),
             )
-            self._requeue(batch.provider, again)
+            self._requeue(batch.provider, again, batch.metadata)
 
     def _take(self, batch: Batch, custom_ids: Iterable[str]) -> list[tuple[Prepared, Waiters]]:
         """Remove lines from the batch's waiting callers, with their bodies (to send again)."""
@@ -401,11 +447,23 @@ class Lifecycle:
             if (d := _deadline(waiting)) is not None and d <= now
         ]
         if overdue:
-            self._start(self._realtime(batch, self._take(batch, overdue)))
+            self._start(self._realtime(batch, self._take(batch, overdue), "deadline"))
 
-    async def _realtime(self, batch: Batch, items: list[tuple[Prepared, Waiters]]) -> None:
+    async def _realtime(
+        self, batch: Batch, items: list[tuple[Prepared, Waiters]], why: str
+    ) -> None:
         provider = batch.provider
         gate = asyncio.Semaphore(_ESCALATION_CONCURRENCY)
+        # Realtime answers are billed at full price: they count as such in the cost report.
+        count = self._meter.counter(
+            provider.name, "realtime", provider.usage, batch.intent.endpoint, batch.key
+        )
+        logger.info(
+            "sending %d request(s) of batch %s realtime (%s)",
+            len(items),
+            batch.record.batch_id,
+            why,
+        )
 
         async def one(prepared: Prepared, waiting: Waiters) -> None:
             async with gate:
@@ -413,8 +471,10 @@ class Lifecycle:
                     outcome = await self._call(provider, lambda: provider.realtime(prepared))
                 except Exception as exc:
                     outcome = exc
+            if not isinstance(outcome, BaseException):
+                count(outcome)
             settle(waiting, outcome)
-            self._emit("request_escalated", batch.record, custom_id=prepared.custom_id)
+            self._emit("request_escalated", batch.record, custom_id=prepared.custom_id, reason=why)
 
         await asyncio.gather(*(one(p, w) for p, w in items))
 
@@ -428,9 +488,7 @@ class Lifecycle:
             return
         self._update(batch.record, cancelled)
         self._write_soon(self.journal.record_status, batch.intent_id, cancelled.raw_status)
-        logger.info(
-            "batch %s cancelled: every request in it was answered realtime", status.batch_id
-        )
+        self._ended(batch, "cancelled", reason="every request in it was sent realtime (deadline)")
 
     # -- picking up an earlier run's batch ----------------------------------------------------
 
@@ -440,13 +498,7 @@ class Lifecycle:
     async def _pick_up(self, batch: Batch) -> None:
         intent, record, provider = batch.intent, batch.record, batch.provider
         self.batches.append(record)
-        self._emit("batch_resumed", record)
-        logger.info(
-            "resuming batch %s (intent %s) for %d requests",
-            intent.batch_id or "(not recorded)",
-            intent.intent_id,
-            len(batch.pending),
-        )
+        self._emit("batch_resumed", record, waiting=len(batch.pending))
         if intent.results_stored and intent.batch_id:
             await self._replay(batch)
             return
@@ -494,12 +546,17 @@ class Lifecycle:
         )
         batch.status = status
         pending = batch.pending
-        async for chunk in batch.provider.replay(status, streams):
-            _dispatch(pending, chunk)
+        provider = batch.provider
+        # Answers an earlier run paid for: counted apart, as costing this run nothing.
+        count = batch.meter.counter(
+            provider.name, "replayed", provider.usage, intent.endpoint, batch.key, self._meter
+        )
+        async for chunk in provider.replay(status, streams):
+            _dispatch(pending, chunk, count)
         if pending:  # not in the stored results: that batch never answered them; ask again
             self._write_soon(self.journal.forget_requests, intent.intent_id, list(pending))
-            self._requeue(batch.provider, self._take(batch, list(pending)))
-        self._emit(f"batch_{intent.outcome or 'completed'}", batch.record, replayed=True)
+            self._requeue(batch.provider, self._take(batch, list(pending)), batch.metadata)
+        self._ended(batch, intent.outcome or "completed", replayed=True)
 
     def _lost(self, batch: Batch, exc: BaseException) -> None:
         """The provider does not know the batch (a journal entry from another server): forget
@@ -510,27 +567,35 @@ class Lifecycle:
         logger.warning("journal entry %s: %s; submitting its requests again", batch.intent_id, why)
         self._write_soon(self.journal.record_status, batch.intent_id, "abandoned", "failed")
         self._write_soon(self.journal.forget_requests, batch.intent_id, list(batch.by_id))
-        self._requeue(batch.provider, self._take(batch, list(batch.pending)))
+        self._requeue(batch.provider, self._take(batch, list(batch.pending)), batch.metadata)
 
     def _finish(self, batch: Batch) -> None:
         """The batch is over. Callers that asked for one of its lines after its answer was
         handed out get the answer kept in the journal (or, with no journal, a fresh line)."""
         batch.finished = True
         self._untrack(batch)
+        status = batch.status
+        stored = not (
+            isinstance(self.journal, NullJournal) or status is None or status.outcome == "failed"
+        )
+        intent = batch.intent
+        if stored and status is not None:
+            intent.results_stored, intent.status, intent.outcome = (
+                True,
+                status.raw_status,
+                status.outcome,
+            )
+            # A caller that joined the batch just before it was untracked finds it here.
+            self._answered[intent.intent_id] = intent
+            while len(self._answered) > _ANSWERED_KEPT:
+                del self._answered[next(iter(self._answered))]
         if not batch.late:
             return
         late, batch.late = batch.late, []
-        status = batch.status
-        if isinstance(self.journal, NullJournal) or status is None or status.outcome == "failed":
-            self._requeue(batch.provider, late)
+        if not stored:
+            self._requeue(batch.provider, late, batch.metadata)
             return
-        intent = batch.intent
-        intent.results_stored, intent.status, intent.outcome = (
-            True,
-            status.raw_status,
-            status.outcome,
-        )
-        again = Batch(batch.provider, batch.key, [], {}, intent=intent)
+        again = Batch(batch.provider, batch.key, [], {}, intent=intent, metadata=batch.metadata)
         for prepared, waiting in late:
             again.by_id[prepared.custom_id] = prepared
             add_waiters(again.pending, prepared.custom_id, waiting)
@@ -540,6 +605,15 @@ class Lifecycle:
     # -- closing ------------------------------------------------------------------------------
 
     async def _shutdown(self, cancel: bool) -> dict[str, list[str]]:
+        # A batch that has ended and answered every caller is only finishing its bookkeeping
+        # (its last result bytes, the event that says it completed): let it, briefly.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + _FINISHING_GRACE
+        while loop.time() < until and any(
+            b.status is not None and not b.pending and not b.finished
+            for b in list(self._tracked.values())
+        ):
+            await asyncio.sleep(0.005)
         running = [b for b in self._tracked.values() if b.record.batch_id and not b.finished]
         report: dict[str, list[str]] = {"cancelled": [], "left_running": []}
         for batch in running:
@@ -566,13 +640,21 @@ class Lifecycle:
         return report
 
 
-def _dispatch(pending: dict[str, Waiters], chunk: list[tuple[str, Any]]) -> None:
+def _dispatch(
+    pending: dict[str, Waiters],
+    chunk: list[tuple[str, Any]],
+    count: Callable[[Any], None] | None = None,
+) -> None:
     """Hand each answer to its callers. A line the batch never ran (expired, cancelled) is not
-    an answer: its callers stay waiting for what the batch's end decides (send it again...)."""
+    an answer: its callers stay waiting for what the batch's end decides (send it again...).
+    ``count`` sees every successful answer (billed even when nobody waits for it any more)."""
     pop = pending.pop
     for custom_id, outcome in chunk:
-        if isinstance(outcome, BatchExpiredError | BatchCancelledError):
-            continue
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, BatchExpiredError | BatchCancelledError):
+                continue
+        elif count is not None:
+            count(outcome)
         waiting = pop(custom_id, None)
         if waiting is not None:
             settle(waiting, outcome)

@@ -24,18 +24,27 @@ from typing import Any, Literal
 
 from ._batch import Batch, BatchRecord, Queue
 from ._config import Config
-from ._errors import InvalidRequestError, RequestTooLargeError, SchedulerClosedError
+from ._cost import CostReport, UsageMeter, get_prices
+from ._dry_run import DryRunReport, plan_batch
+from ._errors import (
+    DryRunError,
+    InvalidRequestError,
+    RequestTooLargeError,
+    SchedulerClosedError,
+)
+from ._events import events_from_env, log_event
 from ._futures import RequestFuture
 from ._gc import gc_paused
 from ._journal import Intent, Journal, open_journal
 from ._lifecycle import ExpiryPolicy, Lifecycle
 from ._loop import LoopThread
 from ._poll import PollPolicy
+from ._progress import ProgressOption
 from ._retry import RetryPolicy
-from ._waiters import Waiters, add_waiters, fail_all, settle
+from ._waiters import Waiters, add_waiters, all_cancelled, each, fail_all, settle
 from .providers import Prepared, Provider, resolve_provider
 
-__all__ = ["BatchRecord", "Scheduler", "get_scheduler", "set_scheduler"]
+__all__ = ["BatchRecord", "Scheduler", "cost_report", "get_scheduler", "set_scheduler"]
 
 logger = logging.getLogger("batch_llm")
 
@@ -62,12 +71,29 @@ class Scheduler(Lifecycle):
             (full price), or ``"fail"`` them with ``BatchExpiredError``.
         max_resubmits: how many times one request may be sent again.
         retry: how transient provider failures are retried.
-        metadata: key/values stamped on every batch where the provider allows it.
+        metadata: key/values stamped on every batch where the provider allows it: OpenAI
+            batch metadata (at most 16 pairs, keys clipped to 64 characters and values to
+            512), Gemini's display name; Anthropic batches take no metadata.
+            ``submit_many(metadata=...)`` adds more for one fan-out's batches.
         listeners: callables that receive each lifecycle event as a dict (``event`` is one of
             ``batch_submitted``, ``batch_progress``, ``batch_completed``, ``batch_failed``,
-            ``batch_expired``, ``batch_cancelled``, ``batch_resumed``, ``request_escalated``).
-            They run on the scheduler's loop and must return quickly.
+            ``batch_expired``, ``batch_cancelled``, ``batch_resumed``, ``request_escalated``;
+            see ``batch_llm._events`` for the fields). They run on the scheduler's loop and
+            must return quickly. ``JsonlEvents`` writes them to a file; so does setting
+            ``BATCH_LLM_EVENTS=/path/events.jsonl``. Events are also logged on the
+            ``batch_llm`` logger (INFO, progress at DEBUG).
+        progress: the progress display of fan-outs waited on with ``wait``/``gather`` (and
+            the wrappers' ``batch``...): None shows one when the output is a terminal or a
+            notebook (``BATCH_LLM_PROGRESS=1|0`` forces it), True/False force it, and a
+            tqdm-like factory draws with that.
+        dry_run: plan instead of submit (default ``BATCH_LLM_DRY_RUN``): requests are checked,
+            queued and cut into batches as usual, but nothing reaches the provider or the
+            journal; every request fails with ``DryRunError`` and ``plan`` says what would
+            have been submitted, with estimated tokens and cost.
         sleep, clock: injected for tests, so nothing has to really wait.
+
+    ``cost()`` reports the tokens the providers billed and what they cost, from the usage in
+    the answers.
     """
 
     def __init__(
@@ -84,37 +110,51 @@ class Scheduler(Lifecycle):
         retry: RetryPolicy | None = None,
         metadata: Mapping[str, str] | None = None,
         listeners: Iterable[Callable[[dict[str, Any]], object]] = (),
+        progress: ProgressOption = None,
+        dry_run: bool | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.config = Config.from_env(window=window, poll_interval=poll_interval, poll_max=poll_max)
+        self.config = Config.from_env(
+            window=window, poll_interval=poll_interval, poll_max=poll_max, dry_run=dry_run
+        )
+        self.dry_run = self.config.dry_run
+        self.progress = progress
         self.poll_policy = poll_policy or PollPolicy(
             initial=self.config.poll_interval,
             cap=max(self.config.poll_max, self.config.poll_interval),
         )
-        self.journal = open_journal(journal)
+        # A dry run neither reads nor writes the journal: it plans as if nothing was sent before.
+        self.journal = open_journal("off" if self.dry_run else journal)
         self.dedupe: Dedupe = dedupe
         self.on_expiry = on_expiry
         self.max_resubmits = max_resubmits
         self._sleep = sleep or asyncio.sleep
         self.retry = retry or RetryPolicy(sleep=self._sleep)
-        self.metadata = dict(metadata or {})
+        self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
         self._listeners = list(listeners)
+        from_env = events_from_env()
+        if from_env is not None and from_env not in self._listeners:
+            self._listeners.append(from_env)
         self._clock = clock or time.monotonic
         self._loop = LoopThread()
         self._lock = threading.Lock()
-        self._queues: dict[tuple[Provider, Hashable], Queue] = {}
+        self._queues: dict[tuple[Provider, Hashable, Hashable], Queue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._journal_io = None
         # Batches this process follows (queued ones from the moment they are cut), by intent,
         # and which of them holds each request: identical requests join them.
         self._tracked: dict[str, Batch] = {}
+        self._answered: dict[str, Intent] = {}
         self._holding: dict[tuple[str, str], str] = {}
         # How many times each sampled (not deduplicated) request was asked for: the n-th
         # repeat gets the same line id in every run, so a re-run finds each repeat's answer.
         self._occurrences: dict[str, int] = {}
         self._closed = False
         self.batches: list[BatchRecord] = []
+        # Usage of every answer handed out, by provider, model and kind (see ``_cost``).
+        self._meter = UsageMeter()
+        self._plan = DryRunReport(prices_as_of=get_prices().as_of) if self.dry_run else None
 
     # -- events -------------------------------------------------------------------------------
 
@@ -127,18 +167,25 @@ class Scheduler(Lifecycle):
         self._listeners.remove(listener)
 
     def _emit(self, event: str, record: BatchRecord, **extra: Any) -> None:
-        if not self._listeners:
-            return
-        payload = {
+        counts = record.counts
+        payload: dict[str, Any] = {
             "event": event,
+            "time": time.time(),
             "batch_id": record.batch_id,
             "intent_id": record.intent_id,
             "provider": record.provider,
             "requests": record.requests,
             "status": record.status,
-            **record.counts,
-            **extra,
+            "state": record.state,
+            "total": counts.get("total"),
+            "succeeded": counts.get("succeeded"),
+            "failed": counts.get("failed"),
+            "resumed": record.resumed,
         }
+        if record.metadata:
+            payload["metadata"] = dict(record.metadata)
+        payload.update(extra)
+        log_event(payload)
         for listener in list(self._listeners):
             try:
                 listener(payload)
@@ -155,14 +202,18 @@ class Scheduler(Lifecycle):
         *,
         flush: bool = False,
         deadline: float | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> RequestFuture:
         """Queue one request and return its future.
 
         Bad input raises ``InvalidRequestError`` here, before anything is queued. Without
         ``flush`` the request waits for more company until the window passes. With a
         ``deadline`` (seconds), a request the batch has not answered by then is sent realtime.
+        ``metadata`` is as for ``submit_many``.
         """
-        return self.submit_many(provider, endpoint, [body], flush=flush, deadline=deadline)[0]
+        return self._submit(
+            provider, endpoint, [body], flush, False, deadline, metadata, fan_out=False
+        )[0]
 
     def submit_many(
         self,
@@ -173,6 +224,7 @@ class Scheduler(Lifecycle):
         flush: bool = True,
         return_exceptions: bool = False,
         deadline: float | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> list[RequestFuture]:
         """Queue a fan-out and return one future per body, in order.
 
@@ -181,8 +233,30 @@ class Scheduler(Lifecycle):
         the list is queued; with ``return_exceptions`` a bad body gets a failed future instead
         and the rest go ahead. Requests an earlier run already submitted re-attach to that
         batch (or take its stored answer) instead of being submitted again.
+
+        ``metadata`` is stamped on these requests' batches on top of the scheduler's own
+        (a run id, say); requests with different metadata never share a batch, but a request
+        identical to one already in flight joins that batch, whatever its metadata.
         """
+        return self._submit(
+            provider, endpoint, bodies, flush, return_exceptions, deadline, metadata, fan_out=flush
+        )
+
+    def _submit(
+        self,
+        provider: str | Provider,
+        endpoint: str,
+        bodies: Iterable[Mapping[str, Any]],
+        flush: bool,
+        return_exceptions: bool,
+        deadline: float | None,
+        metadata: Mapping[str, str] | None,
+        *,
+        fan_out: bool,
+    ) -> list[RequestFuture]:
         adapter = resolve_provider(provider)
+        extra = {str(k): str(v) for k, v in metadata.items()} if metadata else None
+        stamp = tuple(sorted(extra.items())) if extra else None
         prepared: list[Prepared | BaseException] = []
         with gc_paused():
             for index, body in enumerate(bodies):
@@ -192,7 +266,9 @@ class Scheduler(Lifecycle):
                     if not return_exceptions:
                         raise type(exc)(f"request {index}: {exc}") from None
                     prepared.append(exc)
-            futures = RequestFuture.group(len(prepared), adapter.name)
+            # A flushed fan-out is waited on as one: it gets a progress display (single calls
+            # do not, however they are flushed).
+            futures = RequestFuture.group(len(prepared), adapter.name, owner=self, fan_out=fan_out)
         if deadline is not None:
             due = self._clock() + deadline
             for future in futures:
@@ -213,13 +289,17 @@ class Scheduler(Lifecycle):
                 if intent is not None:
                     attach.setdefault(intent.intent_id, []).append((item, future))
                     continue
-                queue = self._enqueue(adapter, item, future, ready, timers, arm=not flush)
+                queue = self._enqueue(
+                    adapter, item, future, ready, timers, arm=not flush, stamp=stamp, extra=extra
+                )
                 touched[id(queue)] = queue
             if flush:
                 ready.extend(self._cut(q) for q in touched.values() if q.lines)
         intents = {i.intent_id: i for i in found.values()}
         for intent_id, items in attach.items():
-            self._loop.call_soon(self._attach, adapter, intents.get(intent_id), intent_id, items)
+            self._loop.call_soon(
+                self._attach, adapter, intents.get(intent_id), intent_id, items, extra
+            )
         for queue, generation in timers:
             self._loop.call_soon(self._arm_window, queue, generation)
         for batch in ready:
@@ -313,13 +393,16 @@ class Scheduler(Lifecycle):
         timers: list[tuple[Queue, int]],
         *,
         arm: bool,
+        stamp: Hashable = None,
+        extra: dict[str, str] | None = None,
     ) -> Queue:
-        """Add one request to its queue; the lock is held."""
-        queue_key = (adapter, prepared.key)
+        """Add one request to its queue; the lock is held. ``stamp`` is the hashable form of
+        the batch metadata ``extra``: requests stamped differently queue apart."""
+        queue_key = (adapter, prepared.key, stamp)
         queue = self._queues.get(queue_key)
         if queue is None:
             queue = self._queues[queue_key] = Queue(
-                adapter, prepared.key, adapter.limits(prepared.key)
+                adapter, prepared.key, adapter.limits(prepared.key), extra
             )
         custom_id = prepared.custom_id
         if custom_id in queue.waiters:
@@ -354,7 +437,12 @@ class Scheduler(Lifecycle):
                 if holding.get((provider_id, custom_id)) == batch.intent_id:
                     del holding[(provider_id, custom_id)]
 
-    def _requeue(self, provider: Provider, items: list[tuple[Prepared, Waiters]]) -> None:
+    def _requeue(
+        self,
+        provider: Provider,
+        items: list[tuple[Prepared, Waiters]],
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         """Send lines again, in a new batch, now (on the loop)."""
         if not items:
             return
@@ -370,8 +458,11 @@ class Scheduler(Lifecycle):
                     )
                 return
             touched: dict[int, Queue] = {}
+            stamp = tuple(sorted(metadata.items())) if metadata else None
             for prepared, waiting in items:
-                queue = self._enqueue(provider, prepared, waiting, ready, [], arm=False)
+                queue = self._enqueue(
+                    provider, prepared, waiting, ready, [], arm=False, stamp=stamp, extra=metadata
+                )
                 touched[id(queue)] = queue
             ready.extend(self._cut(q) for q in touched.values() if q.lines)
         for batch in ready:
@@ -385,12 +476,15 @@ class Scheduler(Lifecycle):
         intent: Intent | None,
         intent_id: str,
         items: list[tuple[Prepared, RequestFuture]],
+        metadata: dict[str, str] | None = None,
     ) -> None:
         """Requests an existing batch already holds: wait on it (or on its stored answers)."""
         batch = self._tracked.get(intent_id)
         if batch is None:
-            if intent is None:  # it finished between lookup and now: submit afresh
-                self._requeue(provider, list(items))
+            # It finished between lookup and now: take its kept answers, else submit afresh.
+            intent = intent or self._answered.get(intent_id)
+            if intent is None:
+                self._requeue(provider, list(items), metadata)
                 return
             batch = Batch(provider, None, [], {}, intent=intent)
             self._tracked[intent_id] = batch
@@ -421,6 +515,62 @@ class Scheduler(Lifecycle):
             batch = self._cut(queue)
         self._launch(batch)
 
+    # -- cost and plans -----------------------------------------------------------------------
+
+    def cost(self) -> CostReport:
+        """What this scheduler's answers cost so far: tokens per provider and model, from the
+        usage the providers reported, priced from the price table (see ``set_prices``).
+
+        Answers read from batches count at batch price, escalated ones at realtime price;
+        answers replayed from the journal (paid for by an earlier run) are reported on rows of
+        their own and left out of the totals.
+        """
+        return self._meter.report()
+
+    @property
+    def plan(self) -> DryRunReport:
+        """In a dry run, the batches planned so far (live: it grows as batches are cut)."""
+        if self._plan is None:
+            raise RuntimeError("this scheduler is not a dry run; build it with dry_run=True")
+        return self._plan
+
+    def _plan_batch(self, batch: Batch) -> None:
+        """A dry run's stand-in for submitting: record the batch, fail its callers."""
+        plan = self.plan
+        batch.finished = True
+        gone = [cid for cid, waiting in batch.pending.items() if all_cancelled(waiting)]
+        for cid in gone:
+            del batch.pending[cid]
+        lines = [p for p in batch.lines if p.custom_id in batch.pending]
+        batch.lines = []
+        self._untrack(batch)
+        if not lines:
+            return
+        requests = sum(len(each(w)) for w in batch.pending.values())
+        try:
+            planned = plan_batch(
+                len(plan.batches) + 1, batch.provider.name, batch.key, lines, requests
+            )
+        except Exception as exc:  # an estimate must not leave callers waiting
+            logger.exception("planning a dry-run batch failed")
+            fail_all(batch.pending, exc)
+            return
+        plan.batches.append(planned)
+        logger.info(
+            "dry run: would submit batch %d to %s: %d requests in %d lines (%s)",
+            planned.number,
+            batch.provider.describe(),
+            requests,
+            planned.lines,
+            planned.model,
+        )
+        error = DryRunError(
+            f"dry run: nothing was sent; this request was planned into batch {planned.number} "
+            f"({planned.provider} {planned.endpoint} {planned.model}, {planned.lines:,} lines)",
+            batch=planned.number,
+        )
+        fail_all(batch.pending, error)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self, *, cancel: bool = False, timeout: float = 30.0) -> dict[str, list[str]]:
@@ -438,6 +588,12 @@ class Scheduler(Lifecycle):
                 return report
             self._closed = True
             queued = [q.cut() for q in self._queues.values() if q.lines]
+        if self.dry_run:  # what was still queued is part of the plan too
+            if self._loop.started:  # after the batches already handed to the loop
+                self._loop.run(asyncio.sleep(0)).result(timeout)
+            for batch in queued:
+                self._plan_batch(batch)
+            queued = []
         for batch in queued:
             fail_all(
                 batch.pending,
@@ -494,3 +650,14 @@ def set_scheduler(scheduler: Scheduler | None) -> Scheduler | None:
     with _default_lock:
         old, _default = _default, scheduler
     return old
+
+
+def cost_report(scheduler: Scheduler | None = None) -> CostReport:
+    """``scheduler.cost()``, for the process-wide scheduler by default (an empty report if it
+    was never used)."""
+    if scheduler is None:
+        with _default_lock:
+            scheduler = _default
+    if scheduler is None:
+        return CostReport((), get_prices().as_of)
+    return scheduler.cost()

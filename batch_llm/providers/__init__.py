@@ -12,7 +12,16 @@ from typing import Any
 
 from .._errors import UnknownProviderError
 from ._anthropic import AnthropicProvider
-from ._base import BatchState, BatchStatus, Limits, Outcome, Prepared, Provider, encode_body
+from ._base import (
+    BatchState,
+    BatchStatus,
+    Limits,
+    Outcome,
+    Prepared,
+    Provider,
+    Usage,
+    encode_body,
+)
 from ._gemini import GeminiProvider
 from ._openai import OpenAIProvider
 from ._presets import PRESETS, OpenAICompatibleProvider, Preset, preset_classes
@@ -30,6 +39,7 @@ __all__ = [
     "Prepared",
     "Preset",
     "Provider",
+    "Usage",
     "encode_body",
     "known_providers",
     "register_provider",

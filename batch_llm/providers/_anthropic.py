@@ -25,7 +25,17 @@ from .._errors import (
     InvalidRequestError,
     UnsupportedEndpointError,
 )
-from ._base import BatchState, BatchStatus, Limits, Outcome, Prepared, Provider, encode_body
+from ._base import (
+    BatchState,
+    BatchStatus,
+    Limits,
+    Outcome,
+    Prepared,
+    Provider,
+    Usage,
+    encode_body,
+    new_usage,
+)
 from ._sdk import http_module_of, iter_json_chunks, shared_ssl_context
 
 if TYPE_CHECKING:
@@ -291,6 +301,24 @@ class AnthropicProvider(Provider):
             content=prepared.data,
             cast_to=object,
             options={"headers": {"Content-Type": "application/json"}},
+        )
+
+    def usage(self, endpoint: str, body: Any, key: Hashable = None) -> Usage | None:
+        """A message's ``usage``: ``input_tokens`` counts only uncached prompt tokens, so the
+        cache reads and writes are added back in (and reported as their parts)."""
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if not isinstance(usage, dict):
+            return None
+        read = usage.get("cache_read_input_tokens") or 0
+        written = usage.get("cache_creation_input_tokens") or 0
+        return new_usage(
+            (
+                str(body.get("model") or ""),
+                (usage.get("input_tokens") or 0) + read + written,
+                usage.get("output_tokens") or 0,
+                read,
+                written,
+            )
         )
 
     async def aclose(self) -> None:

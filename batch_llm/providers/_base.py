@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from .._errors import InvalidRequestError
 
@@ -26,7 +26,9 @@ __all__ = [
     "Outcome",
     "Prepared",
     "Provider",
+    "Usage",
     "encode_body",
+    "new_usage",
 ]
 
 #: The batch-metadata key under which the scheduler stamps its journal intent id.
@@ -102,6 +104,38 @@ class Prepared:
 
     def __repr__(self) -> str:
         return f"<Prepared {self.endpoint} {self.custom_id or '(unqueued)'} {self.nbytes} B>"
+
+
+class Usage(NamedTuple):
+    """The tokens one answer was billed for, as its provider reported them.
+
+    Every count is of the whole prompt or answer: ``cached_input_tokens`` and
+    ``cache_write_tokens`` are the parts of ``input_tokens`` read from or written to the
+    provider's prompt cache (billed at their own rates), and ``output_tokens`` includes
+    reasoning or thinking tokens.
+
+    Attributes:
+        model: the model that answered, as the provider names it ("" if it does not say).
+        input_tokens: prompt tokens, cached ones included.
+        output_tokens: answer tokens, reasoning included.
+        cached_input_tokens: prompt tokens read from the cache.
+        cache_write_tokens: prompt tokens written to the cache (Anthropic).
+    """
+
+    model: str
+    input_tokens: int
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+def new_usage(fields: tuple[str, int, int, int, int]) -> Usage:
+    """A ``Usage`` from its five fields, in order, without ``Usage(...)``'s argument handling
+    (adapters build one per answer: this is half the cost)."""
+    return _TUPLE_NEW(Usage, fields)
+
+
+_TUPLE_NEW: Callable[[type[Usage], tuple[str, int, int, int, int]], Usage] = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +288,15 @@ class Provider(abc.ABC):
     async def find_batch(self, intent_id: str, created_after: float) -> BatchStatus | None:
         """The batch stamped with ``intent_id`` (created after that Unix time), if the provider
         has one: reconciles a crash between creating a batch and recording its id."""
+        return None
+
+    def usage(self, endpoint: str, body: Any, key: Hashable = None) -> Usage | None:
+        """The usage reported in one successful result ``body`` of ``endpoint`` (None if it
+        reports none); ``key`` is the batch's grouping key, when known, for providers whose
+        answers do not name their model.
+
+        Called once for every answer read, on the scheduler's loop: keep it to a few lookups.
+        """
         return None
 
     async def realtime(self, prepared: Prepared) -> Any:

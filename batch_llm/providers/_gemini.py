@@ -71,7 +71,9 @@ from ._base import (
     Outcome,
     Prepared,
     Provider,
+    Usage,
     encode_body,
+    new_usage,
 )
 from ._sdk import iter_json_chunks, shared_ssl_context
 
@@ -512,6 +514,23 @@ class GeminiProvider(Provider):
 
     def is_not_found(self, exc: BaseException) -> bool:
         return getattr(exc, "code", None) == 404
+
+    def usage(self, endpoint: str, body: Any, key: Hashable = None) -> Usage | None:
+        """A response's ``usageMetadata``: the prompt count includes cached and tool-use
+        prompt tokens; thinking tokens are billed as output. Embedding answers carry no usage."""
+        usage = body.get("usageMetadata") if isinstance(body, dict) else None
+        if not isinstance(usage, dict):
+            return None
+        model = body.get("modelVersion") or (key[1] if isinstance(key, tuple) else "")
+        return new_usage(
+            (
+                str(model).removeprefix("models/"),
+                (usage.get("promptTokenCount") or 0) + (usage.get("toolUsePromptTokenCount") or 0),
+                (usage.get("candidatesTokenCount") or 0) + (usage.get("thoughtsTokenCount") or 0),
+                usage.get("cachedContentTokenCount") or 0,
+                0,
+            )
+        )
 
     async def aclose(self) -> None:
         built = self._clients.pop(asyncio.get_running_loop(), None)

@@ -32,7 +32,9 @@ from ._base import (
     Outcome,
     Prepared,
     Provider,
+    Usage,
     encode_body,
+    new_usage,
 )
 from ._sdk import http_module_of, iter_json_chunks, shared_ssl_context
 
@@ -303,6 +305,36 @@ class OpenAIProvider(Provider):
             prepared.endpoint.removeprefix("/v1"), body=json.loads(prepared.data), cast_to=object
         )
 
+    def usage(self, endpoint: str, body: Any, key: Hashable = None) -> Usage | None:
+        """Chat and completions report ``prompt_tokens``/``completion_tokens`` (cached tokens
+        in ``prompt_tokens_details``), embeddings ``prompt_tokens`` alone, and responses
+        ``input_tokens``/``output_tokens`` (cached in ``input_tokens_details``)."""
+        usage = body.get("usage") if isinstance(body, dict) else None
+        if not isinstance(usage, dict):
+            return None
+        model = body.get("model") or (key[1] if isinstance(key, tuple) else "")
+        if "prompt_tokens" in usage:
+            details = usage.get("prompt_tokens_details")
+            return new_usage(
+                (
+                    str(model),
+                    usage["prompt_tokens"] or 0,
+                    usage.get("completion_tokens") or 0,
+                    (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+                    0,
+                )
+            )
+        details = usage.get("input_tokens_details")
+        return new_usage(
+            (
+                str(model),
+                usage.get("input_tokens") or 0,
+                usage.get("output_tokens") or 0,
+                (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+                0,
+            )
+        )
+
     async def aclose(self) -> None:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
@@ -375,8 +407,11 @@ def _describe_batch_error(error: Any) -> str:
 
 
 def _clip_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
-    """OpenAI takes at most 16 pairs, keys up to 64 and values up to 512 characters."""
+    """OpenAI takes at most 16 pairs, keys up to 64 and values up to 512 characters. The
+    journal's intent id goes first, so that reconciling a crash still finds the batch however
+    many pairs the user stamps."""
+    ordered = sorted(metadata.items(), key=lambda item: item[0] != INTENT_KEY)
     clipped: dict[str, str] = {}
-    for key, value in list(metadata.items())[:16]:
+    for key, value in ordered[:16]:
         clipped[str(key)[:64]] = str(value)[:512]
     return clipped

@@ -77,6 +77,9 @@ class BatchChatModel(BaseChatModel):
     streaming: bool = False
     scheduler_: Scheduler | None = Field(default=None, alias="scheduler", exclude=True)
     """The scheduler to batch through; the process-wide one by default."""
+    batch_metadata: dict[str, str] | None = Field(default=None, exclude=True)
+    """Key/values stamped on this model's batches (a run id, say), on top of the scheduler's
+    ``metadata``, where the provider keeps batch metadata (OpenAI; Gemini's display name)."""
 
     _inner: BaseChatModel = PrivateAttr()
     _codec: ChatCodec = PrivateAttr()
@@ -161,7 +164,9 @@ class BatchChatModel(BaseChatModel):
         if pre is not None:
             return pre
         request = self._codec.request(messages, stop, **kwargs)
-        future = self.scheduler.submit(self._codec.adapter, request.endpoint, request.body)
+        future = self.scheduler.submit(
+            self._codec.adapter, request.endpoint, request.body, metadata=self.batch_metadata
+        )
         return Prefetched(request=request, future=future)
 
     def _read(self, pre: Prefetched, body: Any) -> ChatResult:

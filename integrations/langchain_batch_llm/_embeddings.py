@@ -122,6 +122,9 @@ class BatchEmbeddings(BaseModel, Embeddings):
     """Inputs per request (at most the provider's limit: 2,048 for OpenAI)."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     scheduler_: Scheduler | None = Field(default=None, alias="scheduler", exclude=True)
+    batch_metadata: dict[str, str] | None = Field(default=None, exclude=True)
+    """Key/values stamped on this model's batches (a run id, say), on top of the scheduler's
+    ``metadata``, where the provider keeps batch metadata."""
 
     _embedder: _OpenAIEmbedder | _GeminiEmbedder = PrivateAttr()
 
@@ -197,7 +200,9 @@ class BatchEmbeddings(BaseModel, Embeddings):
         embedder = self._embedder
         with gc_paused():
             bodies = embedder.bodies(texts, query=query)
-        return self.scheduler.submit_many(embedder.adapter, embedder.endpoint, bodies, flush=flush)
+        return self.scheduler.submit_many(
+            embedder.adapter, embedder.endpoint, bodies, flush=flush, metadata=self.batch_metadata
+        )
 
     def _vectors(self, bodies: list[dict[str, Any]]) -> list[list[float]]:
         """The vectors of every response, in request order and, within each, in input order."""

@@ -198,6 +198,7 @@ class FanOut:
                 [item.pre.request.body for item in items if item.pre.request is not None],
                 flush=self.flush,
                 return_exceptions=True,
+                metadata=model.batch_metadata,
             )
             for item, future in zip(items, futures, strict=True):
                 item.pre.future = future
