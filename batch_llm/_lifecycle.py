@@ -241,7 +241,9 @@ class Lifecycle:
             nonlocal found
             if intent_written.done() and not intent_written.exception():
                 try:
-                    found = await provider.find_batch(intent.intent_id, intent.created_at)
+                    found = await provider.find_batch(
+                        intent.intent_id, intent.created_at, intent.requests
+                    )
                 except Exception as exc:  # reconciling is best effort; the retry still runs
                     logger.debug("reconciling intent %s: %s", intent.intent_id, exc)
 
@@ -508,7 +510,10 @@ class Lifecycle:
             # The process died between creating the batch and recording it, or before creating.
             try:
                 status = await self._call(
-                    provider, lambda: provider.find_batch(intent.intent_id, intent.created_at)
+                    provider,
+                    lambda: provider.find_batch(
+                        intent.intent_id, intent.created_at, intent.requests
+                    ),
                 )
             except Exception as exc:
                 logger.warning("reconciling intent %s failed: %s", intent.intent_id, exc)

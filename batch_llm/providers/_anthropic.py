@@ -159,6 +159,10 @@ class AnthropicProvider(Provider):
         return f"anthropic({self._base_url or 'api.anthropic.com'})"
 
     @property
+    def base_url(self) -> str | None:
+        return self._base_url
+
+    @property
     def client(self) -> AsyncAnthropic:
         """The SDK client for the running event loop, built on first use."""
         if self._client is not None:
@@ -225,8 +229,8 @@ class AnthropicProvider(Provider):
     ) -> BatchStatus:
         """Create the batch from the already-encoded bodies, without decoding any of them.
 
-        Message batches take no metadata, so ``metadata`` is not sent (and ``find_batch`` has
-        nothing to find a batch by).
+        Message batches take no metadata, so ``metadata`` is not sent (``find_batch`` matches a
+        batch by when it was created and how many requests it holds instead).
         """
         from anthropic.types.messages import MessageBatch
 
@@ -267,6 +271,16 @@ class AnthropicProvider(Provider):
     async def cancel(self, status: BatchStatus) -> BatchStatus:
         return self._status(await self.client.messages.batches.cancel(status.batch_id))
 
+    async def list_batches(self, limit: int = 20) -> list[BatchStatus]:
+        found: list[BatchStatus] = []
+        if limit <= 0:
+            return found
+        async for batch in self.client.messages.batches.list(limit=min(limit, 100)):
+            found.append(self._status(batch))
+            if len(found) >= limit:
+                break
+        return found
+
     def result_streams(self, status: BatchStatus) -> list[str]:
         return ["results"]
 
@@ -293,6 +307,28 @@ class AnthropicProvider(Provider):
 
     def identity(self) -> str:
         return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
+
+    async def find_batch(
+        self, intent_id: str, created_after: float, requests: int | None = None
+    ) -> BatchStatus | None:
+        """Best effort: message batches carry no metadata, so the intent cannot be read back.
+
+        The batch the intent became is the one created within a few minutes after the intent
+        was written that holds exactly its number of requests; with more than one such batch
+        the match is ambiguous, and None is safer than taking another run's batch.
+        """
+        if requests is None:
+            return None
+        window_end = created_after + 600
+        matches = []
+        async for batch in self.client.messages.batches.list(limit=100):
+            created = batch.created_at.timestamp()
+            if created < created_after - 60:
+                break  # newest first: everything further is older still
+            status = self._status(batch)
+            if created <= window_end and status.total == requests:
+                matches.append(status)
+        return matches[0] if len(matches) == 1 else None
 
     async def realtime(self, prepared: Prepared) -> Any:
         """The same body through ``POST /v1/messages``; returns the message as a dict."""
@@ -351,6 +387,7 @@ class AnthropicProvider(Provider):
             failed=counts.errored,
             outcome=outcome,
             endpoint=MESSAGES,
+            times=_times(batch),
             handle=batch,
         )
 
@@ -394,3 +431,23 @@ class AnthropicProvider(Provider):
             status_code, json=dict(body), headers=headers, request=httpx.Request("POST", url)
         )
         return client._make_status_error_from_response(response)
+
+
+def _times(batch: Any) -> dict[str, float]:
+    """The batch's timestamps that are set (``created_at``, ``ended_at``...), as Unix seconds
+    by their name without ``_at`` (``cancel_initiated_at`` is ``cancelling``)."""
+    times: dict[str, float] = {}
+    for name, field in _TIMESTAMPS:
+        value = getattr(batch, field, None)
+        if value is not None and hasattr(value, "timestamp"):
+            times[name] = float(value.timestamp())
+    return times
+
+
+_TIMESTAMPS = (
+    ("created", "created_at"),
+    ("cancelling", "cancel_initiated_at"),
+    ("ended", "ended_at"),
+    ("expires", "expires_at"),
+    ("archived", "archived_at"),
+)

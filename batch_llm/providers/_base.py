@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mappin
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import InvalidRequestError
 
@@ -29,6 +30,7 @@ __all__ = [
     "Usage",
     "encode_body",
     "new_usage",
+    "public_url",
 ]
 
 #: The batch-metadata key under which the scheduler stamps its journal intent id.
@@ -152,6 +154,8 @@ class BatchStatus:
         line_errors: for a batch that failed validation, the errors the provider tied to
             particular lines (1-based line number -> message); the other lines were fine.
         endpoint: the endpoint of the batch's lines.
+        times: when things happened to it, as the provider reports them (Unix seconds, by
+            the provider's word: ``created``, ``in_progress``, ``ended``, ``expires``...).
         handle: the provider's batch object, for the adapter's own use.
     """
 
@@ -165,6 +169,7 @@ class BatchStatus:
     reason: str | None = None
     line_errors: Mapping[int, str] = field(default_factory=dict)
     endpoint: str | None = None
+    times: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
     handle: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -232,6 +237,11 @@ class Provider(abc.ABC):
     async def cancel(self, status: BatchStatus) -> BatchStatus:
         """Ask the provider to cancel the batch."""
 
+    async def list_batches(self, limit: int = 20) -> list[BatchStatus]:
+        """The account's most recent batches, newest first, at most ``limit`` of them (whoever
+        made them): for tools that show what is running."""
+        raise NotImplementedError(f"{self.name} cannot list its batches")
+
     # -- results ----------------------------------------------------------------------------
 
     def result_streams(self, status: BatchStatus) -> list[str]:
@@ -285,9 +295,12 @@ class Provider(abc.ABC):
         credentials hashed): the journal keys requests by it across processes."""
         return hashlib.sha256(self.describe().encode()).hexdigest()[:24]
 
-    async def find_batch(self, intent_id: str, created_after: float) -> BatchStatus | None:
-        """The batch stamped with ``intent_id`` (created after that Unix time), if the provider
-        has one: reconciles a crash between creating a batch and recording its id."""
+    async def find_batch(
+        self, intent_id: str, created_after: float, requests: int | None = None
+    ) -> BatchStatus | None:
+        """The batch stamped with ``intent_id`` (created after that Unix time, holding
+        ``requests`` lines), if the provider has one: reconciles a crash between creating a
+        batch and recording its id."""
         return None
 
     def usage(self, endpoint: str, body: Any, key: Hashable = None) -> Usage | None:
@@ -319,6 +332,25 @@ class Provider(abc.ABC):
     def describe(self) -> str:
         """A short name for logs, without secrets."""
         return self.name
+
+    @property
+    def base_url(self) -> str | None:
+        """Where the adapter sends its calls when not the provider's own API (None): with the
+        adapter's name, what a later process needs to find its batches again (credentials
+        come from that process's environment). See ``public_url`` before printing it."""
+        return None
+
+
+def public_url(url: str | None) -> str | None:
+    """A base URL fit to print or keep: user info, query string and fragment dropped (a
+    credential may hide in any of them)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url.split("?", 1)[0].split("#", 1)[0]
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 async def _tee(

@@ -481,7 +481,9 @@ class GeminiProvider(Provider):
     def identity(self) -> str:
         return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
 
-    async def find_batch(self, intent_id: str, created_after: float) -> BatchStatus | None:
+    async def find_batch(
+        self, intent_id: str, created_after: float, requests: int | None = None
+    ) -> BatchStatus | None:
         """The batch whose display name carries ``intent_id`` (newest first)."""
         tag = f"{INTENT_KEY}={intent_id}"
         token = ""

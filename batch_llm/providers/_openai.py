@@ -158,6 +158,10 @@ class OpenAIProvider(Provider):
         return f"openai({self._base_url or 'api.openai.com'})"
 
     @property
+    def base_url(self) -> str | None:
+        return self._base_url
+
+    @property
     def client(self) -> AsyncOpenAI:
         """The SDK client for the running event loop, built on first use."""
         if self._client is not None:
@@ -265,6 +269,17 @@ class OpenAIProvider(Provider):
     async def cancel(self, status: BatchStatus) -> BatchStatus:
         return self._status(await self.client.batches.cancel(status.batch_id))
 
+    async def list_batches(self, limit: int = 20) -> list[BatchStatus]:
+        found: list[BatchStatus] = []
+        if limit <= 0:
+            return found
+        # The SDK pages on; stop as soon as there are enough.
+        async for batch in self.client.batches.list(limit=min(limit, 100)):
+            found.append(self._status(batch))
+            if len(found) >= limit:
+                break
+        return found
+
     def result_streams(self, status: BatchStatus) -> list[str]:
         batch = status.handle
         return [f for f in (batch.output_file_id, batch.error_file_id) if f]
@@ -291,7 +306,9 @@ class OpenAIProvider(Provider):
     def identity(self) -> str:
         return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
 
-    async def find_batch(self, intent_id: str, created_after: float) -> BatchStatus | None:
+    async def find_batch(
+        self, intent_id: str, created_after: float, requests: int | None = None
+    ) -> BatchStatus | None:
         # Newest first; stop once past the intent's time (with slack for clock skew).
         async for batch in self.client.batches.list(limit=100):
             if (batch.metadata or {}).get(INTENT_KEY) == intent_id:
@@ -364,6 +381,7 @@ class OpenAIProvider(Provider):
             reason=reason,
             line_errors=line_errors,
             endpoint=getattr(batch, "endpoint", None),
+            times=_times(batch),
             handle=batch,
         )
 
@@ -398,6 +416,29 @@ class OpenAIProvider(Provider):
             status_code, json=body, headers=headers, request=httpx.Request("POST", url)
         )
         return client._make_status_error_from_response(response)
+
+
+def _times(batch: Any) -> dict[str, float]:
+    """The batch's ``*_at`` timestamps that are set, by their name without ``_at``."""
+    times: dict[str, float] = {}
+    for name in _TIMESTAMPS:
+        value = getattr(batch, f"{name}_at", None)
+        if isinstance(value, int | float):
+            times[name] = float(value)
+    return times
+
+
+_TIMESTAMPS = (
+    "created",
+    "in_progress",
+    "finalizing",
+    "completed",
+    "failed",
+    "expired",
+    "cancelling",
+    "cancelled",
+    "expires",
+)
 
 
 def _describe_batch_error(error: Any) -> str:

@@ -69,6 +69,16 @@ prefetched: contextvars.ContextVar[Prefetched | None] = contextvars.ContextVar(
 
 
 @dataclass(slots=True)
+class _Group:
+    """Inputs sharing a config: one callback manager, one ``on_chat_model_start``."""
+
+    manager: CallbackManager
+    config: RunnableConfig
+    indexes: list[int]
+    params: dict[str, Any]
+
+
+@dataclass(slots=True)
 class _Input:
     messages: list[BaseMessage] | None = None
     run: CallbackManagerForLLMRun | None = None
@@ -115,8 +125,11 @@ class FanOut:
         self.futures: list[RequestFuture] = []
         with gc_paused():
             self._convert(inputs, as_messages)
-            self._start_runs(configs, _format_ls_structured_output(ls_format))
-            self._submit()
+            groups = self._group(configs)
+            self._submit(groups)
+            # The callback runs start once the batch is on its way: creating ten thousand of
+            # them then overlaps the provider's work instead of delaying the upload.
+            self._start_runs(groups, _format_ls_structured_output(ls_format))
 
     # -- prepare ------------------------------------------------------------------------------
 
@@ -130,19 +143,27 @@ class FanOut:
                 continue
             item.messages = messages
 
-    def _start_runs(self, configs: Sequence[RunnableConfig], ls_format: dict[str, Any]) -> None:
+    def _group(self, configs: Sequence[RunnableConfig]) -> list[_Group]:
+        """Inputs whose configs agree share one callback manager (each still gets its own run)."""
         model, stop, kwargs = self.model, self.stop, self.kwargs
         params = model._get_invocation_params(stop=stop, **kwargs)
-        options = {"stop": stop, **ls_format}
         ls_params = model._get_ls_params_with_defaults(stop=stop, **kwargs)
-        groups: dict[Any, list[int]] = {}
+        tracing = _filter_invocation_params_for_tracing(params)
+        by_key: dict[Any, list[int]] = {}
+        keys: dict[int, Any] = {}  # by config identity: a fan-out's inputs usually share one
         for index, item in enumerate(self.items):
             if item.messages is None:
                 continue
             config = configs[index]
-            key = ("run", index) if config.get("run_id") else _group_key(config)
-            groups.setdefault(key, []).append(index)
-        for indexes in groups.values():
+            if config.get("run_id"):
+                key: Any = ("run", index)
+            else:
+                key = keys.get(id(config))
+                if key is None:
+                    key = keys[id(config)] = _group_key(config)
+            by_key.setdefault(key, []).append(index)
+        groups = []
+        for indexes in by_key.values():
             config = ensure_config(configs[indexes[0]])
             manager = CallbackManager.configure(
                 config.get("callbacks"),
@@ -152,28 +173,42 @@ class FanOut:
                 model.tags,
                 {**(config.get("metadata") or {}), **ls_params},
                 model.metadata,
-                langsmith_inheritable_metadata=_filter_invocation_params_for_tracing(params),
+                langsmith_inheritable_metadata=tracing,
             )
-            runs = manager.on_chat_model_start(
+            groups.append(_Group(manager, config, indexes, params))
+        return groups
+
+    def _start_runs(self, groups: list[_Group], ls_format: dict[str, Any]) -> None:
+        model, stop = self.model, self.stop
+        options = {"stop": stop, **ls_format}
+        for group in groups:
+            indexes = group.indexes
+            runs = group.manager.on_chat_model_start(
                 model._serialized,
                 [_format_for_tracing(self.items[i].messages or []) for i in indexes],
-                invocation_params=params,
+                invocation_params=group.params,
                 options=options,
-                name=config.get("run_name"),
-                run_id=config.get("run_id"),
+                name=group.config.get("run_name"),
+                run_id=group.config.get("run_id"),
                 batch_size=len(indexes),
             )
             for i, run in zip(indexes, runs, strict=True):
-                self.items[i].run = run
+                item = self.items[i]
+                item.run = run
+                if item.plain:  # on the plain path nothing reads the messages again
+                    item.messages = None
 
-    def _submit(self) -> None:
+    def _submit(self, groups: list[_Group]) -> None:
         model, stop, kwargs = self.model, self.stop, self.kwargs
+        manager_of = {i: group.manager for group in groups for i in group.indexes}
         codec = model.codec
         cache = _llm_cache(model)
         llm_string = model._get_llm_string(stop=stop, **kwargs) if cache is not None else ""
         plain = cache is None and model.rate_limiter is None
+        # Whether a run streams depends on its handlers, which a group's runs share.
+        streams: dict[int, bool] = {}
         by_endpoint: dict[str, list[_Input]] = {}
-        for item in self.items:
+        for index, item in enumerate(self.items):
             if item.messages is None:
                 continue
             item.messages = _normalize_messages(item.messages)
@@ -186,10 +221,13 @@ class FanOut:
                 item.pre.error = exc
                 continue
             by_endpoint.setdefault(item.pre.request.endpoint, []).append(item)
-            # On the plain path nothing reads the messages again: let them go.
-            item.plain = plain and _no_streaming(model, item.run, kwargs)
-            if item.plain:
-                item.messages = None
+            if plain:
+                # The group's manager has the handlers its runs will have.
+                manager = manager_of[index]
+                quiet = streams.get(id(manager))
+                if quiet is None:
+                    quiet = streams[id(manager)] = _no_streaming(model, manager, kwargs)
+                item.plain = quiet
         scheduler = model.scheduler
         for endpoint, items in by_endpoint.items():
             futures = scheduler.submit_many(
@@ -239,7 +277,8 @@ class FanOut:
                 finally:
                     prefetched.reset(token)
                     item.pre = _DONE
-                if item.run is not None:
+                # With no handler at all nobody can observe the end event: skip building it.
+                if item.run is not None and (item.run.handlers or item.run.inheritable_handlers):
                     item.run.on_llm_end(
                         LLMResult(
                             generations=[list(result.generations)], llm_output=result.llm_output
@@ -257,9 +296,7 @@ class FanOut:
 _DONE = Prefetched()
 
 
-def _no_streaming(
-    model: BatchChatModel, run: CallbackManagerForLLMRun | None, kwargs: dict[str, Any]
-) -> bool:
+def _no_streaming(model: BatchChatModel, run: Any, kwargs: dict[str, Any]) -> bool:
     """True when ``_generate_with_cache`` would take neither streaming branch for this run, so
     that (with no cache and no rate limiter) it would only call ``_generate`` and decorate."""
     return not model._should_use_protocol_streaming(

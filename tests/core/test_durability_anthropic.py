@@ -121,3 +121,27 @@ def test_sigkill_mid_batch_then_rerun_reattaches_without_a_new_batch(
     for path in tmp_path.glob("j.sqlite3*"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
         assert b"sk-worker-secret" not in path.read_bytes()
+
+
+def test_crash_between_create_and_record_is_reconciled_by_time_and_size(
+    batch_llm_emulator: Emulator, provider: AnthropicProvider, tmp_path: Path
+) -> None:
+    from batch_llm._journal import SQLiteJournal
+
+    class DiesAfterCreate(SQLiteJournal):
+        def record_batch(self, intent_id: str, batch_id: str, status: str) -> None:
+            raise RuntimeError("power cut")
+
+    emulator = batch_llm_emulator
+    journal = tmp_path / "j.sqlite3"
+    emulator.knobs.processing_delay = 1
+    first = Scheduler(journal=DiesAfterCreate(journal), **FAST)
+    lost = first.submit_many(provider, MESSAGES, [ask(i) for i in range(7)])
+    assert all(isinstance(e, RuntimeError) for e in batch_llm.wait(lost, return_exceptions=True))
+    first.close()
+    with Scheduler(journal=journal, **FAST) as second:
+        results = batch_llm.wait(
+            second.submit_many(provider, MESSAGES, [ask(i) for i in range(7)]), timeout=30
+        )
+    assert [answer(r) for r in results] == [str(i + 1) for i in range(7)]
+    assert emulator.stats.batches_created == 1
