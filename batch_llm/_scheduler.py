@@ -517,6 +517,40 @@ class Scheduler(Lifecycle):
 
     # -- cost and plans -----------------------------------------------------------------------
 
+    def realtime(
+        self, provider: str | Provider, endpoint: str, body: Mapping[str, Any]
+    ) -> RequestFuture:
+        """Send one request through the provider's realtime API now, at full price.
+
+        For calls where waiting for a batch costs more than the discount saves: a query
+        embedding a retriever waits on, say. Checked and answered like a batched request (the
+        same body, the same response body or SDK error), retried on transient failures, and
+        counted as realtime in the cost report.
+        """
+        adapter = resolve_provider(provider)
+        prepared = self._prepare(adapter, endpoint, body)
+        future = RequestFuture(adapter.name)
+        future.custom_id = prepared.custom_id
+        key = prepared.key
+
+        async def send() -> None:
+            count = self._meter.counter(
+                adapter.name, "realtime", adapter.usage, prepared.endpoint, key
+            )
+            try:
+                outcome = await self._call(adapter, lambda: adapter.realtime(prepared))
+            except Exception as exc:
+                outcome = exc
+            if not isinstance(outcome, BaseException):
+                count(outcome)
+            settle(future, outcome)
+
+        with self._lock:
+            if self._closed:
+                raise SchedulerClosedError("the scheduler is closed")
+        self._loop.call_soon(lambda: self._start(send()))
+        return future
+
     def cost(self) -> CostReport:
         """What this scheduler's answers cost so far: tokens per provider and model, from the
         usage the providers reported, priced from the price table (see ``set_prices``).

@@ -101,7 +101,8 @@ class BatchEmbeddings(BaseModel, Embeddings):
     ``embed_documents`` splits the texts into requests of the provider's per-request size
     (OpenAI: up to ``chunk_size`` inputs; Gemini: one text), submits them all as one batch, and
     returns the vectors in input order, exactly as the realtime embeddings call returns them.
-    ``embed_query`` waits for a short window so concurrent queries share a batch.
+    ``embed_query`` goes realtime by default (``realtime_queries``): a query is tiny and a
+    retriever is waiting on it.
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
@@ -114,6 +115,10 @@ class BatchEmbeddings(BaseModel, Embeddings):
     provider: str | None = None
     dimensions: int | None = None
     task_type: str | None = None
+    realtime_queries: bool = True
+    """Embed queries (``embed_query``) through the realtime API, at full price: a query vector
+    costs next to nothing, and the retriever waiting on it would otherwise wait a whole batch
+    turnaround (hours, on a real provider). False sends them in batches too."""
     """Gemini's task type; by default documents for retrieval, and queries as queries."""
     api_key: SecretStr | None = None
     base_url: str | None = None
@@ -224,15 +229,23 @@ class BatchEmbeddings(BaseModel, Embeddings):
             return []
         return self._vectors(await batch_llm.gather(self._submit(texts, flush=True)))
 
+    def _query(self, text: str) -> RequestFuture:
+        if not self.realtime_queries:
+            (future,) = self._submit([text], flush=False, query=True)
+            return future
+        embedder = self._embedder
+        (body,) = embedder.bodies([text], query=True)
+        return self.scheduler.realtime(embedder.adapter, embedder.endpoint, body)
+
     def embed_query(self, text: str) -> list[float]:
-        """Embed one text; concurrent queries share a batch through the window."""
-        (future,) = self._submit([text], flush=False, query=True)
-        return self._vectors([future.result()])[0]
+        """Embed one query: realtime by default (``realtime_queries``), else in a batch shared
+        with concurrent queries through the window."""
+        return self._vectors([self._query(text).result()])[0]
 
     async def aembed_query(self, text: str) -> list[float]:
-        """Embed one text; concurrent queries share a batch through the window."""
-        (future,) = self._submit([text], flush=False, query=True)
-        return self._vectors([await future])[0]
+        """Embed one query: realtime by default (``realtime_queries``), else in a batch shared
+        with concurrent queries through the window."""
+        return self._vectors([await self._query(text)])[0]
 
 
 def _chunks(texts: Sequence[str], size: int) -> list[list[str]]:

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import openai
+import pytest
 
 import batch_llm
 from batch_llm import OpenAIProvider, Scheduler
@@ -232,3 +233,18 @@ def test_env_credentials_are_used_by_provider_name(
     (result,) = batch_llm.wait(scheduler.submit_many("openai", CHAT, [chat("by-name")]))
     assert "by-name" in answer(result)
     assert batch_llm_openai_env.stats.batches_created == 1
+
+
+def test_realtime_sends_one_request_now_with_the_batch_answer(
+    scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator
+) -> None:
+    body = chat("What is 20 + 22?", temperature=0)
+    realtime = scheduler.realtime(openai_provider, CHAT, body).result(30)
+    (batched,) = batch_llm.wait(scheduler.submit_many(openai_provider, CHAT, [body]))
+    assert realtime == batched
+    assert emulator.stats.realtime_calls == 1
+    bad = scheduler.realtime(openai_provider, CHAT, chat("[[emulator:error 400 nope]]"))
+    with pytest.raises(openai.BadRequestError, match="nope"):
+        bad.result(30)
+    (row,) = [r for r in scheduler.cost().rows if r.kind == "realtime"]
+    assert row.requests == 1

@@ -54,7 +54,9 @@ def test_async_documents_and_concurrent_queries(
     lc_env: Emulator, realtime: OpenAIEmbeddings
 ) -> None:
     with Scheduler(window=0.5, poll_interval=0.01, poll_max=0.1) as scheduler:
-        embeddings = BatchEmbeddings(model="openai:text-embedding-3-small", scheduler=scheduler)
+        embeddings = BatchEmbeddings(
+            model="openai:text-embedding-3-small", realtime_queries=False, scheduler=scheduler
+        )
 
         async def main() -> tuple[list[list[float]], list[list[float]]]:
             documents = await embeddings.aembed_documents(TEXTS[:10])
@@ -103,7 +105,7 @@ def test_gemini_embeddings_are_one_batch_and_match_realtime(
     ):
         assert embeddings.embed_documents(texts) == expected
         assert embeddings.embed_query("a red fox") == expected_query
-    # One batch of 40 lines for the documents, one line for the query; the second model asks
-    # the very same requests, and takes the answers already fetched.
-    assert [b["lines"] for b in emulator.stats.batches] == [40, 1]
-    assert emulator.stats.realtime_calls == 0
+    # One batch of 40 lines for the documents; the second model asks the very same requests
+    # and takes the answers already fetched. Queries go realtime (the default), each time.
+    assert [b["lines"] for b in emulator.stats.batches] == [40]
+    assert emulator.stats.realtime_calls == 2

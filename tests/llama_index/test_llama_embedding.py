@@ -113,8 +113,10 @@ def test_dimensions_and_wrapping_an_openai_embedding(
 
 
 def test_queries_are_batched_or_realtime_and_equal_realtime(
-    embed: BatchEmbedding, realtime_embedding: OpenAIEmbedding, emu: Emulator, sched: Scheduler
+    realtime_embedding: OpenAIEmbedding, emu: Emulator, sched: Scheduler
 ) -> None:
+    embed = BatchEmbedding(model=MODEL, realtime_queries=False, scheduler=sched)
+
     async def many() -> list[Any]:
         return await asyncio.gather(*(embed.aget_query_embedding(f"q {i}") for i in range(50)))
 
@@ -124,7 +126,7 @@ def test_queries_are_batched_or_realtime_and_equal_realtime(
     assert emu.stats.batches_created == 2 and emu.stats.realtime_calls == 1
     assert vectors[7] == realtime_embedding.get_query_embedding("q 7")
 
-    realtime_queries = BatchEmbedding(model=MODEL, realtime_queries=True, scheduler=sched)
+    realtime_queries = BatchEmbedding(model=MODEL, scheduler=sched)  # realtime is the default
     calls = emu.stats.realtime_calls
     assert realtime_queries.get_query_embedding("q 3") == vectors[3]
     assert asyncio.run(realtime_queries.aget_query_embedding("q 4")) == vectors[4]

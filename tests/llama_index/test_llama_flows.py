@@ -69,8 +69,9 @@ def test_index_of_200_documents_is_one_embedding_batch_and_a_query_engine_answer
     answer = index.as_query_engine().query("What is the capital of country7?")
     assert "the capital of country7 is city7" in str(answer)
     assert answer.source_nodes[0].node.ref_doc_id == "doc-7"
-    # The query's embedding, then the answer: one batch each, nothing realtime.
-    assert emu.stats.batches_created == 3 and emu.stats.realtime_calls == 0
+    # The query's embedding goes realtime (the default: a retriever waits on it), the answer
+    # is one batch.
+    assert emu.stats.batches_created == 2 and emu.stats.realtime_calls == 1
 
     async_answer = asyncio.run(index.as_query_engine().aquery("What is the capital of country9?"))
     assert "the capital of country9 is city9" in str(async_answer)
@@ -134,7 +135,9 @@ def test_eval_sweep_of_200_questions_is_two_batches(emu: Emulator, sched: Schedu
 
 
 def test_batched_query_embeddings_add_one_round(emu: Emulator, sched: Scheduler) -> None:
-    Settings.embed_model = BatchEmbedding(model=EMBEDDING, dimensions=64, scheduler=sched)
+    Settings.embed_model = BatchEmbedding(
+        model=EMBEDDING, dimensions=64, realtime_queries=False, scheduler=sched
+    )
     Settings.llm = BatchLLM(model="openai:gpt-4o-mini", scheduler=sched)
     query_engine = VectorStoreIndex.from_documents(documents(30)).as_query_engine()
     before = emu.stats.batches_created

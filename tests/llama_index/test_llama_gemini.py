@@ -421,7 +421,7 @@ def test_a_list_of_texts_is_one_batch_with_exact_vectors_in_order(
 def test_queries_are_embedded_as_queries_like_realtime(
     emu: Emulator, fast: Scheduler, realtime_embedding: GoogleGenAIEmbedding, wire: Wire
 ) -> None:
-    embed = BatchEmbedding(model=f"gemini:{EMBEDDING}", scheduler=fast)
+    embed = BatchEmbedding(model=f"gemini:{EMBEDDING}", realtime_queries=False, scheduler=fast)
 
     async def many() -> list[Any]:
         return list(await asyncio.gather(*(embed.aget_query_embedding(f"q {i}") for i in range(8))))

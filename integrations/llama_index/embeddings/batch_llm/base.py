@@ -90,7 +90,7 @@ class BatchEmbedding(BaseEmbedding):
         default=None, description="The provider API base URL.", frozen=True
     )
     realtime_queries: bool = Field(
-        default=False,
+        default=True,
         description="Embed queries with the realtime API instead of a batch.",
     )
     scheduler: Scheduler | None = Field(
