@@ -469,7 +469,7 @@ def _llm_result(
         generations=[list(r.generations) for r in results],
         llm_output=model._combine_llm_outputs([r.llm_output for r in results]),
     )
-    output.run = [RunInfo(run_id=run.run_id) for run in fan_out.runs if run is not None]
+    output.run = [RunInfo(run_id=run_id) for run_id in fan_out.run_ids if run_id is not None]
     return output
 
 

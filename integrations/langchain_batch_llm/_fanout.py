@@ -82,6 +82,7 @@ class _Group:
 class _Input:
     messages: list[BaseMessage] | None = None
     run: CallbackManagerForLLMRun | None = None
+    run_id: Any = None
     pre: Prefetched = field(default_factory=Prefetched)
     cached: bool = False
     plain: bool = False
@@ -195,6 +196,7 @@ class FanOut:
             for i, run in zip(indexes, runs, strict=True):
                 item = self.items[i]
                 item.run = run
+                item.run_id = run.run_id
                 if item.plain:  # on the plain path nothing reads the messages again
                     item.messages = None
 
@@ -273,6 +275,7 @@ class FanOut:
                             ),
                         )
                     item.outcome = exc
+                    item.run = None
                     continue
                 finally:
                     prefetched.reset(token)
@@ -285,12 +288,13 @@ class FanOut:
                         )
                     )
                 item.outcome = result
+                item.run = None  # ended: its handlers and metadata copies can go
         return [item.outcome for item in chosen]  # type: ignore[misc]
 
     @property
-    def runs(self) -> list[CallbackManagerForLLMRun | None]:
-        """Each input's callback run (None where the input failed before it started)."""
-        return [item.run for item in self.items]
+    def run_ids(self) -> list[Any]:
+        """Each input's callback run id (None where the input failed before it started)."""
+        return [item.run_id for item in self.items]
 
 
 _DONE = Prefetched()
