@@ -7,10 +7,11 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._cost import UsageMeter
+from ._cost import UsageMeter, model_from_key
 from ._journal import Intent
 from ._waiters import Waiters
 from .providers import BatchStatus, Limits, Prepared, Provider
+from .providers._base import public_url
 
 __all__ = ["Batch", "BatchRecord", "Queue"]
 
@@ -105,6 +106,10 @@ class Batch:
             provider_id=provider.identity(),
             endpoint=endpoint,
             requests=len(lines),
+            # What `batch-llm batches` needs to reach the batch again, without credentials.
+            provider_name=provider.name,
+            base_url=public_url(provider.base_url),
+            model=model_from_key(key),
         )
         self.record = BatchRecord(
             provider.describe(),

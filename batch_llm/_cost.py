@@ -16,6 +16,7 @@ Usage is counted as answers are handed out (see ``_lifecycle``): one small list 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -544,9 +545,9 @@ class CostReport:
             },
         }
 
-    def __str__(self) -> str:
-        if not self.rows:
-            return "batch-llm cost: no answers yet"
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        """Headers and cells of the report's table (the rows, then the totals), as
+        ``str(report)`` prints them; for other renderings of the same table."""
         headers = ["provider", "model", "kind", "requests", "input", "cached", "output"]
         headers += ["cost", "realtime", "saved"]
         body = []
@@ -580,8 +581,11 @@ class CostReport:
                 format_money(self.saving),
             ]
         )
-        lines = [f"batch-llm cost ({self.currency}, prices as of {self.prices_as_of})"]
-        lines.append(format_table(headers, body, right=range(3, len(headers))))
+        return headers, body
+
+    def notes(self) -> list[str]:
+        """The lines under the table: the saving, and what the totals leave out."""
+        lines = []
         if self.realtime_cost:
             share = 100 * self.saving / self.realtime_cost
             lines.append(f"saved {format_money(self.saving)} ({share:.0f}%) against realtime")
@@ -590,6 +594,15 @@ class CostReport:
         if self.unpriced:
             names = ", ".join(f"{p}/{m}" for p, m in self.unpriced)
             lines.append(f"unknown price (left out of the totals): {names}")
+        return lines
+
+    def __str__(self) -> str:
+        if not self.rows:
+            return "batch-llm cost: no answers yet"
+        headers, body = self.table()
+        lines = [f"batch-llm cost ({self.currency}, prices as of {self.prices_as_of})"]
+        lines.append(format_table(headers, body, right=range(3, len(headers))))
+        lines += self.notes()
         return "\n".join(lines)
 
 
@@ -597,6 +610,10 @@ def format_money(value: float | None) -> str:
     """USD for a table cell; "unknown" for None."""
     if value is None:
         return "unknown"
+    if value and abs(value) < 0.01:
+        # Two significant digits: a small test run costs fractions of a cent, not "$0.0000".
+        digits = min(12, 1 - math.floor(math.log10(abs(value))))
+        return f"${value:,.{digits}f}"
     if value and abs(value) < 1:
         return f"${value:,.4f}"
     return f"${value:,.2f}"

@@ -20,11 +20,12 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "Counts",
     "Intent",
     "Journal",
     "NullJournal",
@@ -53,6 +54,14 @@ class Intent:
         status: the provider's latest status word (``intent`` until the batch exists).
         outcome: how the batch ended, once it has.
         results_stored: whether the batch's result files are in the journal.
+        provider_name: the adapter's registry name (``openai``, ``anthropic``, ``gemini``,
+            a preset's name), so a tool can build the adapter again from the environment's
+            credentials.
+        base_url: where the adapter sends its calls, when not the provider's default (no
+            credentials: user info and query strings are dropped).
+        model: the model every line asks for, where one batch holds one model ("" otherwise).
+        total, succeeded, failed: the provider's request counts at the latest status (None
+            until reported).
     """
 
     intent_id: str
@@ -65,6 +74,16 @@ class Intent:
     status: str = "intent"
     outcome: str | None = None
     results_stored: bool = False
+    provider_name: str = ""
+    base_url: str | None = None
+    model: str = ""
+    total: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+
+
+#: The request counts ``record_status`` may carry: ``total``, ``succeeded``, ``failed``.
+Counts = Mapping[str, int]
 
 
 class Journal(abc.ABC):
@@ -79,8 +98,15 @@ class Journal(abc.ABC):
         """After submitting: the provider's id for the batch."""
 
     @abc.abstractmethod
-    def record_status(self, intent_id: str, status: str, outcome: str | None = None) -> None:
-        """The batch's latest status (and outcome, once it ended)."""
+    def record_status(
+        self,
+        intent_id: str,
+        status: str,
+        outcome: str | None = None,
+        counts: Counts | None = None,
+    ) -> None:
+        """The batch's latest status (and outcome, once it ended; and the provider's request
+        counts, when known)."""
 
     @abc.abstractmethod
     def append_results(self, intent_id: str, stream: str, data: bytes) -> None:
@@ -110,6 +136,16 @@ class Journal(abc.ABC):
     def intents(self, *, limit: int = 100) -> list[Intent]:
         """The most recent submissions, newest first."""
 
+    def find(self, ident: str) -> list[Intent]:
+        """The submissions a batch id, an intent id or an intent id's prefix names (several
+        when a prefix is ambiguous). Scans the recent ones; journals can do better."""
+        if not ident:
+            return []
+        exact = [i for i in self.intents(limit=10_000) if ident in (i.batch_id, i.intent_id)]
+        if exact:
+            return exact
+        return [i for i in self.intents(limit=10_000) if i.intent_id.startswith(ident)]
+
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the journal's resources."""
 
@@ -123,7 +159,13 @@ class NullJournal(Journal):
     def record_batch(self, intent_id: str, batch_id: str, status: str) -> None:
         pass
 
-    def record_status(self, intent_id: str, status: str, outcome: str | None = None) -> None:
+    def record_status(
+        self,
+        intent_id: str,
+        status: str,
+        outcome: str | None = None,
+        counts: Counts | None = None,
+    ) -> None:
         pass
 
     def append_results(self, intent_id: str, stream: str, data: bytes) -> None:
@@ -160,7 +202,13 @@ CREATE TABLE IF NOT EXISTS intents (
     status TEXT NOT NULL,
     outcome TEXT,
     results_stored INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    provider_name TEXT,
+    base_url TEXT,
+    model TEXT,
+    total INTEGER,
+    succeeded INTEGER,
+    failed INTEGER
 );
 CREATE TABLE IF NOT EXISTS requests (
     provider_id TEXT NOT NULL,
@@ -180,7 +228,17 @@ CREATE TABLE IF NOT EXISTS results (
 
 _COLUMNS = (
     "intent_id, provider, provider_id, endpoint, requests, created_at, batch_id, status, "
-    "outcome, results_stored"
+    "outcome, results_stored, provider_name, base_url, model, total, succeeded, failed"
+)
+# Columns added after the first release, with their types: a journal written by an older
+# version gets them on open (``ALTER TABLE ... ADD COLUMN``), NULL in its existing rows.
+_ADDED_COLUMNS = (
+    ("provider_name", "TEXT"),
+    ("base_url", "TEXT"),
+    ("model", "TEXT"),
+    ("total", "INTEGER"),
+    ("succeeded", "INTEGER"),
+    ("failed", "INTEGER"),
 )
 
 
@@ -196,7 +254,17 @@ def _intent(row: Sequence[object]) -> Intent:
         status=str(row[7]),
         outcome=None if row[8] is None else str(row[8]),
         results_stored=bool(row[9]),
+        provider_name=str(row[10] or ""),
+        base_url=None if row[11] is None else str(row[11]),
+        model=str(row[12] or ""),
+        total=_maybe_int(row[13]),
+        succeeded=_maybe_int(row[14]),
+        failed=_maybe_int(row[15]),
     )
+
+
+def _maybe_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 class SQLiteJournal(Journal):
@@ -219,7 +287,21 @@ class SQLiteJournal(Journal):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_columns()
         self._private_sidecars()
+
+    def _add_columns(self) -> None:
+        """Bring a journal written by an older version up to the current columns."""
+        present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(intents)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name in present:
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE intents ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:
+                # Another process opening the same old journal added it first.
+                if "duplicate column" not in str(exc).lower():
+                    raise
 
     def _private_sidecars(self) -> None:
         for suffix in ("-wal", "-shm"):
@@ -250,7 +332,7 @@ class SQLiteJournal(Journal):
             try:
                 db.execute(
                     f"INSERT OR REPLACE INTO intents ({_COLUMNS}, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"VALUES ({', '.join('?' * 17)})",
                     (
                         intent.intent_id,
                         intent.provider,
@@ -262,6 +344,12 @@ class SQLiteJournal(Journal):
                         intent.status,
                         intent.outcome,
                         int(intent.results_stored),
+                        intent.provider_name or None,
+                        intent.base_url,
+                        intent.model or None,
+                        intent.total,
+                        intent.succeeded,
+                        intent.failed,
                         now,
                     ),
                 )
@@ -285,11 +373,27 @@ class SQLiteJournal(Journal):
             (batch_id, status, time.time(), intent_id),
         )
 
-    def record_status(self, intent_id: str, status: str, outcome: str | None = None) -> None:
+    def record_status(
+        self,
+        intent_id: str,
+        status: str,
+        outcome: str | None = None,
+        counts: Counts | None = None,
+    ) -> None:
+        counts = counts or {}
         self._write(
-            "UPDATE intents SET status = ?, outcome = coalesce(?, outcome), updated_at = ? "
-            "WHERE intent_id = ?",
-            (status, outcome, time.time(), intent_id),
+            "UPDATE intents SET status = ?, outcome = coalesce(?, outcome), "
+            "total = coalesce(?, total), succeeded = coalesce(?, succeeded), "
+            "failed = coalesce(?, failed), updated_at = ? WHERE intent_id = ?",
+            (
+                status,
+                outcome,
+                counts.get("total"),
+                counts.get("succeeded"),
+                counts.get("failed"),
+                time.time(),
+                intent_id,
+            ),
         )
 
     def append_results(self, intent_id: str, stream: str, data: bytes) -> None:
@@ -367,6 +471,22 @@ class SQLiteJournal(Journal):
             rows = self._db.execute(
                 f"SELECT {_COLUMNS} FROM intents ORDER BY created_at DESC LIMIT ?", (limit,)
             ).fetchall()
+        return [_intent(row) for row in rows]
+
+    def find(self, ident: str) -> list[Intent]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM intents WHERE batch_id = ? OR intent_id = ? "
+                "ORDER BY created_at DESC",
+                (ident, ident),
+            ).fetchall()
+            if not rows and ident:
+                # A prefix of an intent id (they are long to type).
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM intents WHERE substr(intent_id, 1, ?) = ? "
+                    "ORDER BY created_at DESC",
+                    (len(ident), ident),
+                ).fetchall()
         return [_intent(row) for row in rows]
 
     def close(self) -> None:

@@ -123,6 +123,14 @@ class Lifecycle:
             self._journal_io = ThreadPoolExecutor(1, thread_name_prefix="batch-llm-journal")
         self._journal_io.submit(fn, *args)
 
+    def _record_status(
+        self, intent_id: str, status: BatchStatus, outcome: str | None = None
+    ) -> None:
+        """Journal a batch's status with the provider's counts (which ``batch-llm batches``
+        shows)."""
+        counts = {"total": status.total, "succeeded": status.succeeded, "failed": status.failed}
+        self._write_soon(self.journal.record_status, intent_id, status.raw_status, outcome, counts)
+
     async def _call(
         self,
         provider: Provider,
@@ -282,9 +290,7 @@ class Lifecycle:
         if ended is None:
             return
         batch.status = ended
-        self._write_soon(
-            self.journal.record_status, batch.intent_id, ended.raw_status, ended.outcome
-        )
+        self._record_status(batch.intent_id, ended, ended.outcome)
         if ended.outcome == "failed":
             self._failed(batch, ended)
         else:
@@ -319,7 +325,7 @@ class Lifecycle:
                 return None
             if self._update(record, status):
                 if not status.ended:
-                    self._write_soon(self.journal.record_status, batch.intent_id, status.raw_status)
+                    self._record_status(batch.intent_id, status)
                 # The last one (state "ended") says the answers are on their way.
                 self._emit("batch_progress", record)
         return status
@@ -489,7 +495,7 @@ class Lifecycle:
             logger.warning("cancelling batch %s failed: %s", status.batch_id, exc)
             return
         self._update(batch.record, cancelled)
-        self._write_soon(self.journal.record_status, batch.intent_id, cancelled.raw_status)
+        self._record_status(batch.intent_id, cancelled)
         self._ended(batch, "cancelled", reason="every request in it was sent realtime (deadline)")
 
     # -- picking up an earlier run's batch ----------------------------------------------------

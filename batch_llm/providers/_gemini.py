@@ -289,6 +289,10 @@ class GeminiProvider(Provider):
         return f"gemini({self._base_url or 'generativelanguage.googleapis.com'})"
 
     @property
+    def base_url(self) -> str | None:
+        return self._base_url
+
+    @property
     def client(self) -> Client:
         """The SDK client for the running event loop, built on first use."""
         if self._client is not None:
@@ -420,6 +424,18 @@ class GeminiProvider(Provider):
     async def cancel(self, status: BatchStatus) -> BatchStatus:
         await self.client.aio.batches.cancel(name=status.batch_id)
         return await self.poll(status)
+
+    async def list_batches(self, limit: int = 20) -> list[BatchStatus]:
+        found: list[BatchStatus] = []
+        token = ""
+        while len(found) < limit:
+            query = f"batches?pageSize={min(limit - len(found), 100)}"
+            page, _ = await self._request("get", query + (f"&pageToken={token}" if token else ""))
+            found += [self._status(operation) for operation in page.get("operations") or []]
+            token = str(page.get("nextPageToken") or "")
+            if not token:
+                break
+        return found[:limit]
 
     def result_streams(self, status: BatchStatus) -> list[str]:
         handle = status.handle
@@ -641,6 +657,7 @@ class GeminiProvider(Provider):
             outcome=outcome,
             reason=reason,
             endpoint=endpoint,
+            times=_times(metadata),
             handle=_Operation(streams, raw if streams == (_INLINE_STREAM,) else b""),
         )
 
@@ -816,6 +833,24 @@ def _seconds(timestamp: Any) -> float | None:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+_TIMESTAMPS = (
+    ("created", "createTime"),
+    ("updated", "updateTime"),
+    ("ended", "endTime"),
+    ("expires", "expirationTime"),
+)
+
+
+def _times(metadata: Mapping[str, Any]) -> dict[str, float]:
+    """A batch's timestamps that are set, as Unix seconds."""
+    times: dict[str, float] = {}
+    for name, field in _TIMESTAMPS:
+        seconds = _seconds(metadata.get(field))
+        if seconds is not None:
+            times[name] = seconds
+    return times
 
 
 def _count(value: Any) -> int:
