@@ -1,13 +1,29 @@
-"""The ``batch-llm`` command."""
+"""The ``batch-llm`` command.
+
+- ``batch-llm batches``: the journal's batches (``--remote``: the provider's), and
+  ``batches show|cancel|results ID`` for one of them;
+- ``batch-llm cost``: what the journal's batches cost, batch price against realtime;
+- ``batch-llm emulator``: the offline provider emulator;
+- ``batch-llm demo``: a batched fan-out against the emulator.
+
+Tables are drawn with rich on a terminal when it is installed, as plain aligned text otherwise;
+``--json`` prints JSON. Credentials come from the environment, never from the journal.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["main"]
+from ._cli_batches import cancel_batch, list_batches, show_batch, write_results
+from ._cli_cost import show_cost
+from ._cli_journal import CLIError
+from ._cli_output import Output
+
+__all__ = ["build_parser", "main"]
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -27,6 +43,85 @@ def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
     return int(run_demo(requests=args.requests, delay=args.delay))
+
+
+def _with_output(
+    command: Callable[[argparse.Namespace, Output], int],
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        return command(args, Output())
+
+    return run
+
+
+def _journal_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
+    """Options every ``batches`` action takes. Nested under an action they default to
+    "not given" (SUPPRESS), so they do not overwrite the same options given before it."""
+    default = argparse.SUPPRESS if nested else None
+    parser.add_argument(
+        "--journal",
+        metavar="PATH",
+        default=default,
+        help="the journal file (default: BATCH_LLM_JOURNAL, else the user's cache)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS if nested else False
+    )
+    parser.add_argument(
+        "--provider",
+        default=default,
+        help="the provider (openai, anthropic, gemini, a preset) when the journal does not say",
+    )
+    parser.add_argument(
+        "--base-url", default=default, help="the provider's base URL (an emulator, a proxy)"
+    )
+    parser.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        default=default,
+        help="the environment variable holding the key (default: the provider's usual one)",
+    )
+
+
+def _batches_parser(commands: Any) -> None:
+    batches = commands.add_parser(
+        "batches",
+        help="list the journal's batches; show, cancel or fetch the results of one",
+        description="The journal's batches, newest first, with their status and counts.",
+    )
+    _journal_options(batches, nested=False)
+    batches.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    batches.add_argument(
+        "--remote", action="store_true", help="list the provider's batches (needs --provider)"
+    )
+    batches.set_defaults(run=_with_output(list_batches))
+    actions = batches.add_subparsers(dest="action", metavar="{list,show,cancel,results}")
+
+    listing = actions.add_parser("list", help="the journal's batches (the default)")
+    _journal_options(listing, nested=True)
+    listing.add_argument("--limit", type=int, default=argparse.SUPPRESS)
+    listing.add_argument("--remote", action="store_true", default=argparse.SUPPRESS)
+
+    show = actions.add_parser("show", help="one batch: its journal entry and live status")
+    show.add_argument("id", help="a batch id, an intent id or the start of one")
+    show.add_argument(
+        "--offline", action="store_true", help="the journal's entry only; do not ask the provider"
+    )
+    _journal_options(show, nested=True)
+    show.set_defaults(run=_with_output(show_batch))
+
+    cancel = actions.add_parser("cancel", help="cancel a batch upstream")
+    cancel.add_argument("id", help="a batch id, an intent id or the start of one")
+    _journal_options(cancel, nested=True)
+    cancel.set_defaults(run=_with_output(cancel_batch))
+
+    results = actions.add_parser(
+        "results", help="a batch's results as JSONL (from the journal, else the provider)"
+    )
+    results.add_argument("id", help="a batch id, an intent id or the start of one")
+    results.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+    _journal_options(results, nested=True)
+    results.set_defaults(run=_with_output(write_results))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--delay", type=float, default=3.0, help="seconds the emulated batch takes (default 3)"
     )
     demo.set_defaults(run=_demo)
+
+    _batches_parser(commands)
+
+    cost = commands.add_parser(
+        "cost", help="what the journal's batches cost, at batch price and realtime"
+    )
+    cost.add_argument("--journal", metavar="PATH", help="the journal file")
+    cost.add_argument("--json", action="store_true")
+    cost.add_argument("--by-batch", action="store_true", help="also one row per batch")
+    cost.set_defaults(run=_with_output(show_cost))
     return parser
 
 
@@ -63,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.run(args))
+    except CLIError as exc:
+        print(f"batch-llm: {exc}", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         return 130
 
