@@ -9,12 +9,12 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from core_helpers import wait_for
 
 import batch_llm
 from batch_llm import (
@@ -49,14 +49,6 @@ def claude(i: int) -> dict[str, Any]:
         "max_tokens": 50,
         "messages": [{"role": "user", "content": f"What is {i} * 3?"}],
     }
-
-
-def wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 import openai
 import pytest
+from core_helpers import wait_for
 
 import batch_llm
 from batch_llm import (
@@ -47,14 +48,6 @@ def chat(i: int, **params: Any) -> dict[str, Any]:
 
 def answer(body: Any) -> str:
     return str(body["choices"][0]["message"]["content"])
-
-
-def wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
 
 
 @pytest.fixture

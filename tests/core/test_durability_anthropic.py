@@ -15,6 +15,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from core_helpers import wait_for
 
 import batch_llm
 from batch_llm import AnthropicProvider, Scheduler
@@ -40,14 +41,6 @@ def ask(i: int, model: str = "claude-sonnet-4-5") -> dict[str, Any]:
 
 def answer(body: Any) -> str:
     return str(body["content"][0]["text"])
-
-
-def wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
 
 
 @pytest.fixture
