@@ -51,7 +51,7 @@ def _run(adapter: Provider, work: Callable[[], Awaitable[T]], what: str) -> T:
 
     try:
         return run_async(call())
-    except CLIError:
+    except (CLIError, BrokenPipeError):  # a closed pipe is the reader's choice, not a failure
         raise
     except NotImplementedError as exc:
         raise CLIError(str(exc)) from None

@@ -420,3 +420,24 @@ def test_tables_are_drawn_with_rich_on_request_and_plain_without_it(
     out.table(["batch", "n"], [["batch_abc123", "7"]])
     assert plain.getvalue() == "batch         n\nbatch_abc123  7\n"
     assert not Output(io.StringIO()).rich  # not a terminal: plain text
+
+
+def test_results_piped_into_a_reader_that_stops_early_end_quietly(
+    env: Emulator, journal_path: Path
+) -> None:
+    """``batch-llm batches results ID | head -1``: no traceback, no "failed" line."""
+    with Scheduler(journal=journal_path, **FAST) as scheduler:
+        futures = scheduler.submit_many(OpenAIProvider(), CHAT, [chat(i) for i in range(400)])
+        batch_llm.wait(futures, timeout=30)
+        batch_id = str(scheduler.batches[0].batch_id)
+    wait_for(lambda: SQLiteJournal(journal_path).intents()[0].results_stored)
+    command = [sys.executable, "-m", "batch_llm", "batches", "results", batch_id]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as reader:
+        assert reader.stdout is not None and reader.stderr is not None
+        first = json.loads(reader.stdout.readline())
+        reader.stdout.close()  # 400 results are far more than a pipe holds: the writer blocks
+        errors = reader.stderr.read().decode()
+        status = reader.wait(timeout=60)
+    assert "response" in first
+    assert errors == ""
+    assert status == 141  # as a shell reports a writer stopped by SIGPIPE
