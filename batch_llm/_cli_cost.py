@@ -17,6 +17,7 @@ from ._cli_journal import (
     adapter_for,
     batch_key,
     open_existing_journal,
+    redact,
     run_async,
     stored_results,
 )
@@ -84,7 +85,7 @@ def show_cost(args: argparse.Namespace, out: Output) -> int:
         raise
     except Exception as exc:  # a stored result the adapter cannot read
         raise CLIError(
-            f"reading the journal's results failed: {type(exc).__name__}: {exc}"
+            f"reading the journal's results failed: {type(exc).__name__}: {redact(str(exc))}"
         ) from None
     finally:
         journal.close()
