@@ -109,7 +109,7 @@ class Batch:
             # What `batch-llm batches` needs to reach the batch again, without credentials.
             provider_name=provider.name,
             base_url=public_url(provider.base_url),
-            model=model_from_key(key),
+            model=model_from_key(key) or _models(lines),
         )
         self.record = BatchRecord(
             provider.describe(),
@@ -181,3 +181,8 @@ class Queue:
         self.waiters = {}
         self.nbytes = self.inputs = 0
         return batch
+
+
+def _models(lines: list[Prepared]) -> str:
+    """The models a batch's lines ask for, for the journal (Anthropic batches mix them)."""
+    return ", ".join(sorted({line.model for line in lines if line.model}))

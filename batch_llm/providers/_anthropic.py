@@ -213,6 +213,7 @@ class AnthropicProvider(Provider):
             data=data,
             nbytes=len(data) + _ENVELOPE,
             deterministic=body.get("temperature") == 0,
+            model=model,
         )
 
     def limits(self, key: Hashable) -> Limits:

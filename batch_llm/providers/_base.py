@@ -69,6 +69,8 @@ class Prepared:
         inputs: what it adds towards ``Limits.max_inputs``.
         deterministic: the same request always gets the same answer (embeddings, sampling at
             temperature 0), so identical requests may share one line.
+        model: the model the request asks for (what ``batch-llm batches`` shows: an Anthropic
+            batch may mix several).
         custom_id: the line's id within its batch, set by the scheduler when it is queued.
         attempts: how many batches this line has already been sent in (expired or rejected
             lines are sent again, a bounded number of times).
@@ -82,6 +84,7 @@ class Prepared:
         "endpoint",
         "inputs",
         "key",
+        "model",
         "nbytes",
     )
 
@@ -94,8 +97,10 @@ class Prepared:
         inputs: int = 1,
         *,
         deterministic: bool = False,
+        model: str = "",
     ) -> None:
         self.key = key
+        self.model = model
         self.endpoint = endpoint
         self.data = data
         self.nbytes = nbytes

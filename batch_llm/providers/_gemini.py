@@ -369,6 +369,7 @@ class GeminiProvider(Provider):
             data=data,
             nbytes=len(data) + _ENVELOPE,
             deterministic=path == EMBED or _greedy(request),
+            model=model,
         )
 
     def limits(self, key: Hashable) -> Limits:

@@ -218,6 +218,7 @@ class OpenAIProvider(Provider):
             nbytes=len(data) + len(path) + _ENVELOPE,
             inputs=inputs,
             deterministic=deterministic,
+            model=model,
         )
 
     def limits(self, key: Hashable) -> Limits:

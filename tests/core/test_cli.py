@@ -238,6 +238,18 @@ def test_results_of_a_running_batch_say_it_is_still_running(
         scheduler.close(cancel=True)
 
 
+def test_an_anthropic_batch_lists_every_model_it_mixes(
+    env: Emulator, journal_path: Path, cli: Any
+) -> None:
+    haiku = {**claude(1), "model": "claude-haiku-4-5"}
+    with Scheduler(journal=journal_path, **FAST) as scheduler:
+        futures = scheduler.submit_many(AnthropicProvider(), "/v1/messages", [claude(0), haiku])
+        batch_llm.wait(futures, timeout=30)
+    (entry,) = cli("batches", "--json").json()
+    assert entry["model"] == "claude-haiku-4-5, claude-sonnet-4-5"
+    assert "claude-haiku-4-5, claude-sonnet-4-5" in cli("batches").out
+
+
 def test_cost_over_the_journal_matches_the_runs_cost(
     env: Emulator, journal_path: Path, cli: Any
 ) -> None:
