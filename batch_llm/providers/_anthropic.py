@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import os
 import re
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +29,11 @@ from ._base import (
     Limits,
     Outcome,
     Prepared,
-    Provider,
     Usage,
     encode_body,
     new_usage,
 )
-from ._sdk import http_module_of, iter_json_chunks, shared_ssl_context
+from ._sdk import SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -85,7 +82,7 @@ def _normalize_endpoint(endpoint: str) -> str:
     return path
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(SDKProvider):
     """Anthropic's Message Batches API.
 
     The request body is exactly a non-streaming Messages API request, what
@@ -103,6 +100,8 @@ class AnthropicProvider(Provider):
     """
 
     name = "anthropic"
+    default_host = "api.anthropic.com"
+    _client: AsyncAnthropic | None
 
     def __init__(
         self,
@@ -124,43 +123,17 @@ class AnthropicProvider(Provider):
         self._timeout = timeout
         self._max_retries = max_retries
         self._limits = Limits(max_requests, max_bytes - _BATCH_ENVELOPE)
-        self._client = client
-        if client is None:
-            shared_ssl_context()  # pay the one-time TLS set-up here, not on the first batch
-        # An async client's connection pool belongs to the event loop it first ran on.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAnthropic] = (
-            weakref.WeakKeyDictionary()
+        self._setup(
+            client,
+            self._api_key,
+            (
+                tuple(sorted(self._default_headers.items())),
+                timeout,
+                max_retries,
+                max_requests,
+                max_bytes,
+            ),
         )
-        # Equality decides which adapters share queues: every setting that changes where or
-        # how a batch is sent. The key is hashed, never kept in a printable form.
-        key_digest = hashlib.sha256((self._api_key or "").encode()).hexdigest()[:16]
-        self._identity: Hashable = (
-            self.name,
-            key_digest,
-            self._base_url,
-            tuple(sorted(self._default_headers.items())),
-            timeout,
-            max_retries,
-            max_requests,
-            max_bytes,
-            id(client) if client is not None else None,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AnthropicProvider) and other._identity == self._identity
-
-    def __hash__(self) -> int:
-        return hash(self._identity)
-
-    def __repr__(self) -> str:
-        return f"AnthropicProvider(base_url={self._base_url!r})"
-
-    def describe(self) -> str:
-        return f"anthropic({self._base_url or 'api.anthropic.com'})"
-
-    @property
-    def base_url(self) -> str | None:
-        return self._base_url
 
     @property
     def client(self) -> AsyncAnthropic:
@@ -306,9 +279,6 @@ class AnthropicProvider(Provider):
                 if isinstance(row.get("custom_id"), str)
             ]
 
-    def identity(self) -> str:
-        return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
-
     async def find_batch(
         self, intent_id: str, created_after: float, requests: int | None = None
     ) -> BatchStatus | None:
@@ -357,11 +327,6 @@ class AnthropicProvider(Provider):
                 written,
             )
         )
-
-    async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -43,12 +43,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import importlib
 import io
 import json
 import os
-import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -70,12 +68,11 @@ from ._base import (
     Limits,
     Outcome,
     Prepared,
-    Provider,
     Usage,
     encode_body,
     new_usage,
 )
-from ._sdk import iter_json_chunks, shared_ssl_context
+from ._sdk import SDKProvider, iter_json_chunks, shared_ssl_context
 
 if TYPE_CHECKING:
     from google.genai import Client
@@ -192,7 +189,7 @@ def model_name(model: str) -> str:
     return str(_transformers.t_model(_converter(), model))
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(SDKProvider):
     """Gemini batch mode (Gemini Developer API), through google-genai.
 
     See the module documentation for the request bodies and results.
@@ -215,6 +212,8 @@ class GeminiProvider(Provider):
     """
 
     name = "gemini"
+    default_host = "generativelanguage.googleapis.com"
+    _client: Client | None
 
     def __init__(
         self,
@@ -244,53 +243,30 @@ class GeminiProvider(Provider):
         self.inline_limit = inline_limit
         self.display_name = display_name
         self._limits = Limits(max_requests, max_bytes)
-        self._client = client
         if client is not None and getattr(client, "vertexai", False):
             raise InvalidRequestError(
                 "GeminiProvider drives the Gemini Developer API; Vertex AI batch prediction "
                 "(GCS/BigQuery input) is not supported"
             )
-        if client is None:
-            shared_ssl_context()  # pay the one-time TLS set-up here, not on the first batch
-        # SDK clients hold connection pools tied to the event loop they first ran on.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
-            weakref.WeakKeyDictionary()
+        # Each loop's entry is (SDK client, its transport client).
+        self._setup(
+            client,
+            self._api_key,
+            (
+                api_version,
+                tuple(sorted(self._default_headers.items())),
+                timeout,
+                self._max_retries,
+                inline_limit,
+                max_requests,
+                max_bytes,
+                display_name,
+            ),
         )
         # custom_ids of submitted batches in input order, for results without a key; and each
         # batch's endpoint and model (for error URLs and the shape of embedding results).
         self._order: dict[str, tuple[str, ...]] = {}
         self._endpoints: dict[str, tuple[str, str]] = {}
-        key_digest = hashlib.sha256((self._api_key or "").encode()).hexdigest()[:16]
-        self._identity: Hashable = (
-            self.name,
-            key_digest,
-            self._base_url,
-            api_version,
-            tuple(sorted(self._default_headers.items())),
-            timeout,
-            self._max_retries,
-            inline_limit,
-            max_requests,
-            max_bytes,
-            display_name,
-            id(client) if client is not None else None,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, GeminiProvider) and other._identity == self._identity
-
-    def __hash__(self) -> int:
-        return hash(self._identity)
-
-    def __repr__(self) -> str:
-        return f"GeminiProvider(base_url={self._base_url!r})"
-
-    def describe(self) -> str:
-        return f"gemini({self._base_url or 'generativelanguage.googleapis.com'})"
-
-    @property
-    def base_url(self) -> str | None:
-        return self._base_url
 
     @property
     def client(self) -> Client:
@@ -494,9 +470,6 @@ class GeminiProvider(Provider):
             yield chunk
         # Read in full: what was kept for this batch's results is no longer needed.
         self._order.pop(batch_id, None)
-
-    def identity(self) -> str:
-        return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
 
     async def find_batch(
         self, intent_id: str, created_after: float, requests: int | None = None

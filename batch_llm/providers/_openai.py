@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import json
 import os
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +29,11 @@ from ._base import (
     Limits,
     Outcome,
     Prepared,
-    Provider,
     Usage,
     encode_body,
     new_usage,
 )
-from ._sdk import http_module_of, iter_json_chunks, shared_ssl_context
+from ._sdk import SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -73,7 +70,7 @@ def normalize_endpoint(endpoint: str) -> str:
     return path.rstrip("/")
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(SDKProvider):
     """OpenAI's Batch API, or any server that speaks it.
 
     Args:
@@ -89,6 +86,8 @@ class OpenAIProvider(Provider):
     """
 
     name = "openai"
+    default_host = "api.openai.com"
+    _client: AsyncOpenAI | None
 
     def __init__(
         self,
@@ -118,48 +117,20 @@ class OpenAIProvider(Provider):
         self.file_purpose = file_purpose
         self._limits = Limits(max_requests, max_bytes)
         self._embedding_limits = Limits(max_requests, max_bytes, max_embedding_inputs)
-        self._client = client
-        if client is None:
-            shared_ssl_context()  # pay the one-time TLS set-up here, not on the first batch
-        # An async client's connection pool belongs to the event loop it first ran on, and
-        # one adapter may serve several schedulers (each with its own loop): one client a loop.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
+        self._setup(
+            client,
+            self._api_key,
+            (
+                organization,
+                project,
+                tuple(sorted(self._default_headers.items())),
+                completion_window,
+                file_purpose,
+                max_requests,
+                max_bytes,
+                max_embedding_inputs,
+            ),
         )
-        # Two adapters with the same settings share queues, so equality must cover every
-        # setting that changes where or how a batch is sent. The key is hashed, never kept
-        # in a form that could be printed.
-        key_digest = hashlib.sha256((self._api_key or "").encode()).hexdigest()[:16]
-        self._identity: Hashable = (
-            self.name,
-            key_digest,
-            self._base_url,
-            organization,
-            project,
-            tuple(sorted(self._default_headers.items())),
-            completion_window,
-            file_purpose,
-            max_requests,
-            max_bytes,
-            max_embedding_inputs,
-            id(client) if client is not None else None,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, OpenAIProvider) and other._identity == self._identity
-
-    def __hash__(self) -> int:
-        return hash(self._identity)
-
-    def __repr__(self) -> str:
-        return f"OpenAIProvider(base_url={self._base_url!r})"
-
-    def describe(self) -> str:
-        return f"openai({self._base_url or 'api.openai.com'})"
-
-    @property
-    def base_url(self) -> str | None:
-        return self._base_url
 
     @property
     def client(self) -> AsyncOpenAI:
@@ -304,9 +275,6 @@ class OpenAIProvider(Provider):
                 if isinstance(row.get("custom_id"), str)
             ]
 
-    def identity(self) -> str:
-        return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
-
     async def find_batch(
         self, intent_id: str, created_after: float, requests: int | None = None
     ) -> BatchStatus | None:
@@ -352,11 +320,6 @@ class OpenAIProvider(Provider):
                 0,
             )
         )
-
-    async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -112,12 +112,6 @@ class OpenAICompatibleProvider(OpenAIProvider):
         options.setdefault("file_purpose", preset.file_purpose)
         super().__init__(api_key=api_key, base_url=base_url, **options)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self._base_url!r})"
-
-    def describe(self) -> str:
-        return f"{self.name}({self._base_url})"
-
 
 def _class_for(preset: Preset) -> type[OpenAICompatibleProvider]:
     title = "".join(part.capitalize() for part in preset.name.replace("-", "_").split("_"))

@@ -1,19 +1,83 @@
-"""Small helpers for driving provider SDKs without depending on their private layout."""
+"""What the SDK-driven adapters share: their base class, TLS context, JSONL parsing, HTTP module."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
 import json
 import os
 import ssl
 import sys
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Hashable
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from .._gc import gc_paused
+from ._base import Provider
 
-__all__ = ["http_module_of", "iter_json_chunks", "shared_ssl_context"]
+__all__ = ["SDKProvider", "http_module_of", "iter_json_chunks", "shared_ssl_context"]
+
+
+class SDKProvider(Provider):
+    """An adapter driving a provider's SDK: what the OpenAI, Anthropic and Gemini adapters share.
+
+    - Two adapters built with the same settings are equal (they share queues), so equality
+      covers every setting that changes where or how a batch is sent; the key enters only as
+      a digest, never in a form that could be printed.
+    - An async client's connection pool belongs to the event loop it first ran on, and one
+      adapter may serve several schedulers (each with its own loop): one client per loop,
+      unless the caller handed one in.
+    """
+
+    #: The provider's own API, named by ``describe`` when no base URL is set.
+    default_host: ClassVar[str]
+
+    _base_url: str | None
+    _client: Any
+
+    def _setup(self, client: Any, api_key: str | None, settings: tuple[Hashable, ...]) -> None:
+        """Keep ``client`` (None: build one per loop) and the adapter's identity: its name,
+        the key's digest, the base URL, then ``settings``."""
+        self._client = client
+        if client is None:
+            shared_ssl_context()  # pay the one-time TLS set-up here, not on the first batch
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        key_digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
+        self._identity: Hashable = (
+            self.name,
+            key_digest,
+            self._base_url,
+            *settings,
+            id(client) if client is not None else None,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SDKProvider) and other._identity == self._identity
+
+    def __hash__(self) -> int:
+        return hash(self._identity)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
+
+    def describe(self) -> str:
+        return f"{self.name}({self._base_url or self.default_host})"
+
+    @property
+    def base_url(self) -> str | None:
+        return self._base_url
+
+    def identity(self) -> str:
+        return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
 
 
 @functools.cache
