@@ -395,3 +395,29 @@ def test_missing_provider_integration_names_the_pip_package(
     monkeypatch.setitem(sys.modules, "llama_index.llms.openai", None)
     with pytest.raises(ImportError, match="pip install llama-index-llms-openai"):
         BatchLLM(model="openai:gpt-4o-mini")
+
+
+def test_constructor_mistakes_are_named_before_anything_is_sent() -> None:
+    from llama_index.embeddings.batch_llm import BatchEmbedding
+    from llama_index.embeddings.openai import OpenAIEmbedding
+
+    with pytest.raises(TypeError, match=r"BatchLLM needs model='provider:model'.*LlamaIndex LLM"):
+        BatchLLM()
+    with pytest.raises(TypeError, match=r"BatchEmbedding needs model=.*LlamaIndex embedding"):
+        BatchEmbedding()
+    wrapped = OpenAI(model="gpt-4o-mini", api_key="sk-test")
+    with pytest.raises(
+        TypeError, match="wraps OpenAI with its own settings; configure temperature"
+    ):
+        BatchLLM(wrapped, temperature=0.5)
+    embedding = OpenAIEmbedding(model="text-embedding-3-small", api_key="sk-test")
+    with pytest.raises(
+        TypeError, match="wraps OpenAIEmbedding with its own settings; configure model"
+    ):
+        BatchEmbedding(embedding, model="openai:text-embedding-3-large")
+    with pytest.raises(TypeError, match="BatchEmbedding got both api_base and base_url"):
+        BatchEmbedding(
+            model="openai:text-embedding-3-small", api_base="http://a", base_url="http://b"
+        )
+    # The spellings that agree are accepted, and a wrapped model's settings are its own.
+    assert BatchLLM(wrapped).model == "openai:gpt-4o-mini"

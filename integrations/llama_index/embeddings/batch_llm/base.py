@@ -15,7 +15,7 @@ from llama_index.core.instrumentation.events.embedding import (
     EmbeddingStartEvent,
 )
 from llama_index.core.schema import BaseComponent
-from llama_index.llms.batch_llm._shared import pickle_state, split_model_spec
+from llama_index.llms.batch_llm._shared import pickle_state, resolve_settings
 from llama_index.llms.batch_llm._staging import submit_and_wait, wait_submitted
 from llama_index_instrumentation import get_dispatcher
 
@@ -111,34 +111,17 @@ class BatchEmbedding(BaseEmbedding):
         **kwargs: Any,
     ) -> None:
         kwargs.pop("model_name", None)  # derived from the model; present in to_dict() output
-        base_url = kwargs.pop("base_url", None)
-        if base_url is not None:
-            # Gemini's name for it.
-            if kwargs.get("api_base") not in (None, base_url):
-                raise TypeError("BatchEmbedding got both api_base and base_url; pass one")
-            kwargs["api_base"] = base_url
-        if embedding is not None:
-            given = [k for k in _MODEL_PARAMS if kwargs.get(k) is not None]
-            if model is not None or given:
-                raise TypeError(
-                    f"BatchEmbedding wraps {type(embedding).__name__} with its own settings; "
-                    f"configure {', '.join(given) or 'model'} on it instead"
-                )
-            codec = codec_for_embedding(embedding)
-            for name in _INHERITED:
-                if kwargs.get(name) is None and getattr(embedding, name, None) is not None:
-                    kwargs[name] = getattr(embedding, name)
-        else:
-            if model is None:
-                raise TypeError(
-                    "BatchEmbedding needs model='provider:model' (such as "
-                    "'openai:text-embedding-3-small') or a LlamaIndex embedding to wrap"
-                )
-            provider, name = split_model_spec(model)
-            params = {k: kwargs.pop(k, None) for k in _MODEL_PARAMS}
-            codec = codec_for_model(provider, name, params)
-        for name in _MODEL_PARAMS:
-            kwargs.pop(name, None)
+        spec = resolve_settings(
+            "BatchEmbedding",
+            embedding,
+            model,
+            kwargs,
+            model_params=_MODEL_PARAMS,
+            inherited=_INHERITED,
+            what="a LlamaIndex embedding",
+            example="openai:text-embedding-3-small",
+        )
+        codec = codec_for_embedding(embedding) if spec is None else codec_for_model(*spec)
         fields = codec.fields()
         if kwargs.get("embed_batch_size") is not None:
             fields.pop("embed_batch_size", None)

@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import pickle
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ __all__ = [
     "openai_batch_base_url",
     "openai_inner_base_url",
     "pickle_state",
+    "resolve_settings",
     "run_sync",
     "split_model_spec",
 ]
@@ -161,3 +162,49 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except RuntimeError:
         return asyncio.run(make())
     return _sync_runner().submit(lambda: asyncio.run(make())).result()
+
+
+def resolve_settings(
+    kind: str,
+    wrapped: Any,
+    model: str | None,
+    kwargs: dict[str, Any],
+    *,
+    model_params: Sequence[str],
+    inherited: Sequence[str],
+    example: str,
+    what: str,
+) -> tuple[str, str, dict[str, Any]] | None:
+    """Sort a wrapper's constructor arguments (``kwargs`` is edited in place).
+
+    ``base_url`` becomes ``api_base`` (Anthropic's and Gemini's name for it). With a
+    ``wrapped`` LlamaIndex object, passing ``model`` or any of ``model_params`` too is an
+    error, and the ``inherited`` fields it sets are copied over: returns None. Otherwise
+    ``model`` must be ``provider:model``: returns the provider, the model name and the
+    ``model_params`` taken out of ``kwargs``. ``kind`` names the wrapper in errors, ``example``
+    a model it takes and ``what`` the objects it wraps.
+    """
+    base_url = kwargs.pop("base_url", None)
+    if base_url is not None:
+        if kwargs.get("api_base") not in (None, base_url):
+            raise TypeError(f"{kind} got both api_base and base_url; pass one")
+        kwargs["api_base"] = base_url
+    if wrapped is None:
+        if model is None:
+            raise TypeError(
+                f"{kind} needs model='provider:model' (such as {example!r}) or {what} to wrap"
+            )
+        provider, name = split_model_spec(model)
+        return provider, name, {k: kwargs.pop(k, None) for k in model_params}
+    given = [k for k in model_params if kwargs.get(k) is not None]
+    if model is not None or given:
+        raise TypeError(
+            f"{kind} wraps {type(wrapped).__name__} with its own settings; configure "
+            f"{', '.join(given) or 'model'} on it instead"
+        )
+    for name in inherited:
+        if kwargs.get(name) is None and getattr(wrapped, name, None) is not None:
+            kwargs[name] = getattr(wrapped, name)
+    for name in model_params:
+        kwargs.pop(name, None)
+    return None

@@ -35,7 +35,7 @@ import batch_llm
 from batch_llm import RequestFuture, Scheduler
 
 from ._codecs import ChatCodec, StructuredCall, codec_for_llm, codec_for_model
-from ._shared import BatchRequest, pickle_state, split_model_spec
+from ._shared import BatchRequest, pickle_state, resolve_settings
 from ._staging import submit_and_wait
 
 if TYPE_CHECKING:
@@ -141,35 +141,22 @@ class BatchLLM(FunctionCallingLLM):
         scheduler: Scheduler | None = None,
         **kwargs: Any,
     ) -> None:
-        base_url = kwargs.pop("base_url", None)
-        if base_url is not None:
-            # Anthropic's and Gemini's name for it.
-            if kwargs.get("api_base") not in (None, base_url):
-                raise TypeError("BatchLLM got both api_base and base_url; pass one")
-            kwargs["api_base"] = base_url
-        if llm is not None:
-            given = [k for k in _MODEL_PARAMS if kwargs.get(k) is not None]
-            if model is not None or given:
-                raise TypeError(
-                    f"BatchLLM wraps {type(llm).__name__} with its own settings; configure "
-                    f"{', '.join(given) or 'model'} on it instead"
-                )
+        spec = resolve_settings(
+            "BatchLLM",
+            llm,
+            model,
+            kwargs,
+            model_params=_MODEL_PARAMS,
+            inherited=_INHERITED,
+            what="a LlamaIndex LLM",
+            example="openai:gpt-4o-mini",
+        )
+        if spec is None:
             codec = codec_for_llm(llm)
-            for name in _INHERITED:
-                if kwargs.get(name) is None and getattr(llm, name, None) is not None:
-                    kwargs[name] = getattr(llm, name)
         else:
-            if model is None:
-                raise TypeError(
-                    "BatchLLM needs model='provider:model' (such as 'openai:gpt-4o-mini') "
-                    "or a LlamaIndex LLM to wrap"
-                )
-            provider, name = split_model_spec(model)
-            params = {k: kwargs.pop(k, None) for k in _MODEL_PARAMS}
+            provider, name, params = spec
             params.update({k: kwargs.get(k) for k in _SHARED_PARAMS})
             codec = codec_for_model(provider, name, params)
-        for name in _MODEL_PARAMS:
-            kwargs.pop(name, None)
         super().__init__(**codec.fields(), scheduler=scheduler, **kwargs)
         self._codec = codec
 
