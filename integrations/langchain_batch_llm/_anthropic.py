@@ -6,13 +6,12 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
 from batch_llm import InvalidRequestError, Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, register
+from ._codec import ChatCodec, ChatRequest, register_class
 
 if TYPE_CHECKING:
     from langchain_anthropic import ChatAnthropic
@@ -85,23 +84,11 @@ class AnthropicChatCodec(ChatCodec):
         return exc
 
 
-def _build(**params: Any) -> BaseChatModel:
-    try:
-        from langchain_anthropic import ChatAnthropic
-    except ImportError:
-        raise ImportError(
-            "batching Anthropic models through LangChain builds a ChatAnthropic: "
-            "pip install langchain-anthropic"
-        ) from None
-    return ChatAnthropic(**params)
-
-
-def _accepts(model: BaseChatModel) -> bool:
-    try:
-        from langchain_anthropic import ChatAnthropic
-    except ImportError:
-        return False
-    return isinstance(model, ChatAnthropic)
-
-
-register("anthropic", _build, _accepts, AnthropicChatCodec)
+register_class(
+    "anthropic",
+    "Anthropic",
+    "langchain_anthropic",
+    "ChatAnthropic",
+    "langchain-anthropic",
+    AnthropicChatCodec,
+)

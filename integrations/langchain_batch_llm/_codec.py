@@ -10,6 +10,7 @@ to the same parser the realtime call uses.
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,35 @@ def register(
     """Teach the wrappers a provider: how to build its model, and which models its codec reads."""
     _BUILDERS[provider] = build
     _CODECS.append((accepts, codec))
+
+
+def register_class(
+    provider: str, label: str, module: str, class_name: str, package: str, codec: type[ChatCodec]
+) -> None:
+    """``register`` for a provider whose LangChain model is one class, ``module.class_name``
+    from the ``package`` distribution, imported only when first needed."""
+
+    def load() -> type[BaseChatModel] | None:
+        try:
+            cls: type[BaseChatModel] = getattr(importlib.import_module(module), class_name)
+        except ImportError:
+            return None
+        return cls
+
+    def build(**params: Any) -> BaseChatModel:
+        cls = load()
+        if cls is None:
+            raise ImportError(
+                f"batching {label} models through LangChain builds a {class_name}: "
+                f"pip install {package}"
+            )
+        return cls(**params)
+
+    def accepts(model: BaseChatModel) -> bool:
+        cls = load()
+        return cls is not None and isinstance(model, cls)
+
+    register(provider, build, accepts, codec)
 
 
 def build_inner_model(provider: str, **params: Any) -> BaseChatModel:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
 from batch_llm import Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, register
+from ._codec import ChatCodec, ChatRequest, register_class
 
 if TYPE_CHECKING:
     from langchain_google_genai import ChatGoogleGenerativeAI
@@ -91,24 +90,12 @@ class GeminiChatCodec(ChatCodec):
         return exc
 
 
-def _build(**params: Any) -> BaseChatModel:
-    try:
-        from langchain_google_genai import ChatGoogleGenerativeAI
-    except ImportError:
-        raise ImportError(
-            "batching Gemini models through LangChain builds a ChatGoogleGenerativeAI: "
-            "pip install langchain-google-genai"
-        ) from None
-    return ChatGoogleGenerativeAI(**params)
-
-
-def _accepts(model: BaseChatModel) -> bool:
-    try:
-        from langchain_google_genai import ChatGoogleGenerativeAI
-    except ImportError:
-        return False
-    return isinstance(model, ChatGoogleGenerativeAI)
-
-
-register("google_genai", _build, _accepts, GeminiChatCodec)
-register("gemini", _build, _accepts, GeminiChatCodec)
+for _name in ("google_genai", "gemini"):
+    register_class(
+        _name,
+        "Gemini",
+        "langchain_google_genai",
+        "ChatGoogleGenerativeAI",
+        "langchain-google-genai",
+        GeminiChatCodec,
+    )

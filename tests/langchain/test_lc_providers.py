@@ -5,6 +5,7 @@ one batch per model; per-line errors are the realtime errors."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -204,3 +205,20 @@ def test_anthropic_expired_and_canceled_lines_reach_only_their_callers(
         for r in results
         if not isinstance(r, AIMessage)
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "module", "package"),
+    [
+        ("anthropic:claude-haiku-4-5", "langchain_anthropic", "langchain-anthropic"),
+        ("google_genai:gemini-2.5-flash", "langchain_google_genai", "langchain-google-genai"),
+    ],
+)
+def test_a_missing_provider_integration_is_named_with_its_package(
+    spec: str, module: str, package: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(ImportError, match=f"pip install {package}"):
+        BatchChatModel(model=spec, api_key="k")
+    # A model of another provider is still recognised and wrapped.
+    assert BatchChatModel(model="openai:gpt-4o-mini", api_key="sk-test").codec is not None
