@@ -7,6 +7,7 @@ machine noise falls on both alike.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -129,3 +130,33 @@ def report(sides: dict[str, list[dict[str, Any]]], project: str, floor: str) -> 
     for side in sides:
         print(f"{side:>8}: median wall={wall[side]:.3f}s median rss={rss[side]:.1f}MB")
     print(f"ratio={wall[project] / wall[floor]:.3f} rss_ratio={rss[project] / rss[floor]:.3f}")
+
+
+def main(
+    script: str,
+    description: str | None,
+    sides: dict[str, Callable[[str, int], None]],
+    title: Callable[[int], str],
+    *,
+    repeat: int,
+) -> None:
+    """A benchmark's command line: ``--side NAME --url URL`` runs one side in this process;
+    otherwise every side runs ``--repeat`` times, alternating, against an emulator of its own,
+    and the report ends with the ratio of the first side (the project) to the second (the
+    floor)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--side", choices=sorted(sides))
+    parser.add_argument("--url")
+    args = parser.parse_args()
+    if args.side:
+        sides[args.side](args.url, args.requests)
+        return
+    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "project": []}
+    with emulator_process() as url:
+        for _ in range(args.repeat):
+            for side in runs:
+                runs[side].append(run_side(script, side, url, ["--requests", str(args.requests)]))
+    print(title(args.requests))
+    report(runs, "project", "floor")

@@ -12,7 +12,6 @@ the clock on both sides.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -69,24 +68,13 @@ def project_side(url: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--side", choices=["floor", "project"])
-    parser.add_argument("--url")
-    args = parser.parse_args()
-    if args.side:
-        (floor_side if args.side == "floor" else project_side)(args.url, args.requests)
-        return
-    sides: dict[str, list[dict[str, Any]]] = {"floor": [], "project": []}
-    with _harness.emulator_process() as url:
-        for _ in range(args.repeat):
-            for side in sides:
-                sides[side].append(
-                    _harness.run_side(__file__, side, url, ["--requests", str(args.requests)])
-                )
-    print(f"core benchmark: {args.requests} chat requests, poll interval {POLL}s")
-    _harness.report(sides, "project", "floor")
+    _harness.main(
+        __file__,
+        __doc__,
+        {"floor": floor_side, "project": project_side},
+        lambda n: f"core benchmark: {n} chat requests, poll interval {POLL}s",
+        repeat=3,
+    )
 
 
 if __name__ == "__main__":

@@ -11,13 +11,11 @@ SDK's lazily imported modules) happen before the clock on both sides.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -74,24 +72,13 @@ def project_side(url: str, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--side", choices=["floor", "project"])
-    parser.add_argument("--url")
-    args = parser.parse_args()
-    if args.side:
-        (floor_side if args.side == "floor" else project_side)(args.url, args.requests)
-        return
-    sides: dict[str, list[dict[str, Any]]] = {"floor": [], "project": []}
-    with _harness.emulator_process() as url:
-        for _ in range(args.repeat):
-            for side in sides:
-                sides[side].append(
-                    _harness.run_side(__file__, side, url, ["--requests", str(args.requests)])
-                )
-    print(f"langchain benchmark: {args.requests} prompts through BatchChatModel.abatch")
-    _harness.report(sides, "project", "floor")
+    _harness.main(
+        __file__,
+        __doc__,
+        {"floor": floor_side, "project": project_side},
+        lambda n: f"langchain benchmark: {n} prompts through BatchChatModel.abatch",
+        repeat=5,
+    )
 
 
 if __name__ == "__main__":
