@@ -10,13 +10,12 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from ._anthropic_shapes import count_tokens, error_body, error_outcome, message_stream, respond
 from ._knobs import Knobs
 from ._model import EmulatedError
-from ._server import RETRY_NOW, Request, Response, Router, dumps
+from ._server import RETRY_NOW, Request, RequestError, Response, Router, dumps, rfc3339
 from ._stats import StatsRecorder
 from ._store import (
     CANCELLED,
@@ -44,28 +43,13 @@ _BAD_JSON = "Request body is not valid JSON."
 _PROCESSING = {"cancelling": "canceling"}
 
 
-class _Invalid(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _rfc3339(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return (
-        datetime.fromtimestamp(when, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    )
-
-
 def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.body)
     except ValueError:
-        raise _Invalid(400, _BAD_JSON) from None
+        raise RequestError(400, _BAD_JSON) from None
     if not isinstance(body, dict):
-        raise _Invalid(400, _BAD_JSON)
+        raise RequestError(400, _BAD_JSON)
     return body
 
 
@@ -186,7 +170,7 @@ class AnthropicApi:
         def guarded(request: Request) -> Response:
             try:
                 response = handler(request)
-            except _Invalid as exc:
+            except RequestError as exc:
                 return self.error(exc.status, exc.message)
             response.headers.setdefault("request-id", _request_id())
             return response
@@ -217,17 +201,17 @@ class AnthropicApi:
 
     def _create_batch(self, request: Request) -> Response:
         if len(request.body) > MAX_BATCH_BYTES:
-            raise _Invalid(413, f"Request exceeds the maximum size of {MAX_BATCH_BYTES} bytes.")
+            raise RequestError(413, f"Request exceeds the maximum size of {MAX_BATCH_BYTES} bytes.")
         body = _json_body(request)
         requests = body.get("requests")
         if requests is None:
-            raise _Invalid(400, "requests: Field required")
+            raise RequestError(400, "requests: Field required")
         if not isinstance(requests, list):
-            raise _Invalid(400, "requests: Input should be a valid list")
+            raise RequestError(400, "requests: Input should be a valid list")
         if not requests:
-            raise _Invalid(400, "requests: List should have at least 1 item after validation")
+            raise RequestError(400, "requests: List should have at least 1 item after validation")
         if len(requests) > MAX_BATCH_REQUESTS:
-            raise _Invalid(
+            raise RequestError(
                 400,
                 f"requests: List should have at most {MAX_BATCH_REQUESTS} items after "
                 f"validation, not {len(requests)}",
@@ -235,29 +219,31 @@ class AnthropicApi:
         knobs = self._knobs()
         if knobs.fail_validation is not None:
             # Anthropic checks a batch when it is created, so a rejected batch is never made.
-            raise _Invalid(400, knobs.fail_validation)
+            raise RequestError(400, knobs.fail_validation)
         custom_ids: list[str] = []
         params: list[Any] = []
         seen: set[str] = set()
         for index, item in enumerate(requests):
             if not isinstance(item, dict):
-                raise _Invalid(400, f"requests.{index}: Input should be a valid dictionary")
+                raise RequestError(400, f"requests.{index}: Input should be a valid dictionary")
             custom_id = item.get("custom_id")
             if not isinstance(custom_id, str) or _CUSTOM_ID.fullmatch(custom_id) is None:
-                raise _Invalid(
+                raise RequestError(
                     400,
                     f"requests.{index}.custom_id: String should match pattern "
                     "'^[a-zA-Z0-9_-]{1,64}$'",
                 )
             if custom_id in seen:
-                raise _Invalid(
+                raise RequestError(
                     400,
                     f"requests.{index}.custom_id: Duplicate custom_id '{custom_id}'; each "
                     "request in a batch needs a unique custom_id.",
                 )
             item_params = item.get("params")
             if not isinstance(item_params, dict):
-                raise _Invalid(400, f"requests.{index}.params: Input should be a valid dictionary")
+                raise RequestError(
+                    400, f"requests.{index}.params: Input should be a valid dictionary"
+                )
             seen.add(custom_id)
             custom_ids.append(custom_id)
             params.append(item_params)
@@ -274,7 +260,7 @@ class AnthropicApi:
     def _view(self, request: Request) -> JobView:
         view = self._store.view(request.params["id"])
         if view is None or view.provider != self.provider:
-            raise _Invalid(404, f"Message batch {request.params['id']} not found.")
+            raise RequestError(404, f"Message batch {request.params['id']} not found.")
         return view
 
     def _get_batch(self, request: Request) -> Response:
@@ -285,9 +271,9 @@ class AnthropicApi:
         try:
             limit = int(raw_limit)
         except ValueError:
-            raise _Invalid(400, "limit: Input should be a valid integer") from None
+            raise RequestError(400, "limit: Input should be a valid integer") from None
         if not 1 <= limit <= 1000:
-            raise _Invalid(400, "limit: Input should be between 1 and 1000")
+            raise RequestError(400, "limit: Input should be between 1 and 1000")
         views = list(reversed(self._store.views(self.provider)))  # newest first
         ids = [v.id for v in views]
         after, before = request.arg("after_id"), request.arg("before_id")
@@ -314,9 +300,9 @@ class AnthropicApi:
         self._view(request)
         view, accepted = self._store.request_cancel(request.params["id"])
         if view is None:
-            raise _Invalid(404, f"Message batch {request.params['id']} not found.")
+            raise RequestError(404, f"Message batch {request.params['id']} not found.")
         if not accepted:
-            raise _Invalid(
+            raise RequestError(
                 400, f"Message batch {view.id} has already ended and cannot be canceled."
             )
         return Response.json(_batch_json(view, request.base_url))
@@ -324,7 +310,7 @@ class AnthropicApi:
     def _delete_batch(self, request: Request) -> Response:
         view = self._view(request)
         if view.status not in TERMINAL_STATUSES:
-            raise _Invalid(
+            raise RequestError(
                 400,
                 f"Message batch {view.id} is still processing; cancel it and wait for it to "
                 "end before deleting it.",
@@ -335,7 +321,7 @@ class AnthropicApi:
     def _results(self, request: Request) -> Response:
         view = self._view(request)
         if view.status not in TERMINAL_STATUSES:
-            raise _Invalid(400, f"Message batch {view.id} has not finished processing.")
+            raise RequestError(400, f"Message batch {view.id} has not finished processing.")
         return Response(200, view.extra.get("results", b""), "application/x-jsonl")
 
 
@@ -368,11 +354,11 @@ def _batch_json(view: JobView, base_url: str) -> dict[str, Any]:
         "type": "message_batch",
         "processing_status": processing_status,
         "request_counts": counts,
-        "ended_at": _rfc3339(ended_at) if ended else None,
-        "created_at": _rfc3339(view.created_at),
-        "expires_at": _rfc3339(view.created_at + _DAY),
+        "ended_at": rfc3339(ended_at) if ended else None,
+        "created_at": rfc3339(view.created_at),
+        "expires_at": rfc3339(view.created_at + _DAY),
         "archived_at": None,
-        "cancel_initiated_at": _rfc3339(view.times.get("cancelling")),
+        "cancel_initiated_at": rfc3339(view.times.get("cancelling")),
         # The SDK fetches this exactly as given, so it must be absolute and point back here.
         "results_url": f"{base_url}/v1/messages/batches/{view.id}/results" if ended else None,
     }

@@ -15,7 +15,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from ._gemini_shapes import (
@@ -30,7 +29,7 @@ from ._gemini_shapes import (
 )
 from ._knobs import Knobs
 from ._model import EmulatedError
-from ._server import Request, Response, Router, dumps
+from ._server import Request, RequestError, Response, Router, dumps, rfc3339
 from ._stats import StatsRecorder
 from ._store import (
     ERROR,
@@ -79,21 +78,6 @@ _NO_KEY = (
 )
 
 
-class _Invalid(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _timestamp(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return (
-        datetime.fromtimestamp(when, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    )
-
-
 def _field(obj: Any, camel: str) -> Any:
     """A field by its JSON name or its proto name: Google accepts both, and the SDK sends
     ``file_name`` for embedding batches."""
@@ -108,9 +92,9 @@ def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
-        raise _Invalid(400, "Invalid JSON payload received.") from None
+        raise RequestError(400, "Invalid JSON payload received.") from None
     if not isinstance(body, dict):
-        raise _Invalid(400, "Invalid JSON payload received. Expected an object.")
+        raise RequestError(400, "Invalid JSON payload received. Expected an object.")
     return body
 
 
@@ -344,7 +328,7 @@ class GeminiApi:
         def guarded(request: Request) -> Response:
             try:
                 return handler(request)
-            except _Invalid as exc:
+            except RequestError as exc:
                 return self.error(exc.status, exc.message)
 
         return guarded
@@ -375,7 +359,7 @@ class GeminiApi:
         """A model's description: integrations read its token limits when they start."""
         name = model_id(request.params["model"])
         if name.startswith("unknown-"):
-            raise _Invalid(404, f"models/{name} is not found for API version v1beta.")
+            raise RequestError(404, f"models/{name} is not found for API version v1beta.")
         embedding = "embedding" in name
         return Response.json(
             {
@@ -405,39 +389,41 @@ class GeminiApi:
     def _create(self, request: Request, kind: str) -> Response:
         model = "models/" + model_id(request.params["model"])
         if model_id(model).startswith("unknown-"):
-            raise _Invalid(404, f"{model} is not found for API version v1beta.")
+            raise RequestError(404, f"{model} is not found for API version v1beta.")
         body = _json_body(request)
         batch = body.get("batch")
         if not isinstance(batch, dict):
-            raise _Invalid(400, "* batch: batch is required.\n")
+            raise RequestError(400, "* batch: batch is required.\n")
         input_config = _field(batch, "inputConfig")
         if not isinstance(input_config, dict):
-            raise _Invalid(400, "* batch.input_config: input_config is required.\n")
+            raise RequestError(400, "* batch.input_config: input_config is required.\n")
         inline = _field(input_config, "requests")
         file_name = _field(input_config, "fileName")
         if (inline is None) == (file_name is None):
-            raise _Invalid(
+            raise RequestError(
                 400, "* batch.input_config: exactly one of requests or file_name must be set.\n"
             )
         display_name = str(_field(batch, "displayName") or "")
         hooks: _GeminiBatch
         if inline is not None:
             if len(request.body) > MAX_INLINE_BYTES:
-                raise _Invalid(
+                raise RequestError(
                     400,
                     f"Request payload size exceeds the limit: {MAX_INLINE_BYTES} bytes. Use a "
                     "file for batches this large.",
                 )
             items = inline.get("requests") if isinstance(inline, dict) else None
             if not isinstance(items, list) or not items:
-                raise _Invalid(400, "* batch.input_config.requests.requests: must not be empty.\n")
+                raise RequestError(
+                    400, "* batch.input_config.requests.requests: must not be empty.\n"
+                )
             hooks = _GeminiBatch(self._store, kind=kind, model=model, items=items)
             line_count = len(items)
             echo: dict[str, Any] = {}
         else:
             stored = self._store.get_file(_file_id(str(file_name)))
             if stored is None or stored.purpose != _INPUT_PURPOSE:
-                raise _Invalid(404, f"File {file_name} not found.")
+                raise RequestError(404, f"File {file_name} not found.")
             hooks = _GeminiBatch(self._store, kind=kind, model=model, file=stored)
             line_count = bytes(stored.data).count(b"\n") + (
                 0 if bytes(stored.data).endswith(b"\n") else 1
@@ -458,7 +444,7 @@ class GeminiApi:
         name = request.params["name"]
         view = self._store.view(name)
         if view is None or view.provider != self.provider:
-            raise _Invalid(404, "Requested entity was not found.")
+            raise RequestError(404, "Requested entity was not found.")
         return view
 
     def _get_batch(self, request: Request) -> Response:
@@ -469,7 +455,7 @@ class GeminiApi:
             size = int(request.arg("pageSize") or 50)
             start = int(request.arg("pageToken") or 0)
         except ValueError:
-            raise _Invalid(400, "Invalid pageSize or pageToken.") from None
+            raise RequestError(400, "Invalid pageSize or pageToken.") from None
         size = max(1, min(size, 1000))
         views = list(reversed(self._store.views(self.provider)))
         page = views[start : start + size]
@@ -482,7 +468,7 @@ class GeminiApi:
         view = self._view(request)
         _, accepted = self._store.request_cancel(view.id)
         if not accepted:
-            raise _Invalid(400, f"Batch batches/{view.id} has already finished.")
+            raise RequestError(400, f"Batch batches/{view.id} has already finished.")
         return Response.json({})
 
     def _delete_batch(self, request: Request) -> Response:
@@ -529,12 +515,12 @@ class GeminiApi:
         with self._lock:
             session = self._uploads.get(upload_id)
         if session is None:
-            raise _Invalid(404, "Unknown or expired upload session.")
+            raise RequestError(404, "Unknown or expired upload session.")
         if "upload" not in command:
-            raise _Invalid(400, f"Unsupported X-Goog-Upload-Command: {command!r}.")
+            raise RequestError(400, f"Unsupported X-Goog-Upload-Command: {command!r}.")
         offset = request.header("x-goog-upload-offset")
         if offset is not None and offset.isdigit() and int(offset) != len(session.data):
-            raise _Invalid(
+            raise RequestError(
                 400,
                 f"Upload offset {offset} does not match the {len(session.data)} bytes received.",
             )
@@ -544,7 +530,7 @@ class GeminiApi:
         with self._lock:
             self._uploads.pop(upload_id, None)
         if session.size is not None and session.size != len(session.data):
-            raise _Invalid(
+            raise RequestError(
                 400, f"Upload size {len(session.data)} does not match the declared {session.size}."
             )
         stored = self._store.add_file(
@@ -569,7 +555,7 @@ class GeminiApi:
                 stored.id, (stored.filename, "application/jsonl" if generated else "")
             )
         name = f"files/{stored.id}"
-        created = _timestamp(stored.created_at)
+        created = rfc3339(stored.created_at)
         result: dict[str, Any] = {
             "name": name,
             "displayName": display_name,
@@ -577,7 +563,7 @@ class GeminiApi:
             "sizeBytes": str(stored.size),
             "createTime": created,
             "updateTime": created,
-            "expirationTime": _timestamp(stored.created_at + 48 * 3600),
+            "expirationTime": rfc3339(stored.created_at + 48 * 3600),
             "uri": f"{base_url}/{version}/{name}",
             "state": "ACTIVE",
             "source": "GENERATED" if generated else "UPLOADED",
@@ -589,7 +575,7 @@ class GeminiApi:
     def _stored(self, request: Request) -> StoredFile:
         stored = self._store.get_file(_file_id(request.params["name"]))
         if stored is None or stored.purpose not in (_INPUT_PURPOSE, _OUTPUT_PURPOSE):
-            raise _Invalid(
+            raise RequestError(
                 403,
                 f"You do not have permission to access the File {request.params['name']} or it "
                 "may not exist.",
@@ -619,7 +605,9 @@ class GeminiApi:
     def _download(self, request: Request) -> Response:
         stored = self._stored(request)
         if stored.purpose != _OUTPUT_PURPOSE:
-            raise _Invalid(400, "Only generated files can be downloaded; uploaded files cannot.")
+            raise RequestError(
+                400, "Only generated files can be downloaded; uploaded files cannot."
+            )
         return Response(200, stored.data, "application/octet-stream")
 
 
@@ -645,8 +633,8 @@ def _operation(view: JobView) -> bytes:
         "@type": _TYPE_ROOT + batch_type,
         "model": extra.get("model"),
         "displayName": extra.get("display_name", ""),
-        "createTime": _timestamp(view.created_at),
-        "updateTime": _timestamp(updated),
+        "createTime": rfc3339(view.created_at),
+        "updateTime": rfc3339(updated),
         "batchStats": {
             # int64 fields are strings in Google's JSON.
             "requestCount": str(total),
@@ -661,7 +649,7 @@ def _operation(view: JobView) -> bytes:
         metadata["inputConfig"] = extra["input"]
     output = cast("bytes | None", extra.get("output"))
     if done:
-        metadata["endTime"] = _timestamp(updated)
+        metadata["endTime"] = rfc3339(updated)
         if output is not None:
             metadata["output"] = _OUTPUT_SENTINEL.strip(b'"').decode()
     operation: dict[str, Any] = {"name": name, "metadata": metadata, "done": done}

@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -36,6 +37,7 @@ __all__ = [
     "Router",
     "add_control_routes",
     "dumps",
+    "rfc3339",
 ]
 
 log = logging.getLogger("batch_llm.emulator")
@@ -61,8 +63,19 @@ def dumps(payload: Any) -> bytes:
     return _ENCODER.encode(payload).encode("ascii")
 
 
+def rfc3339(when: float | None) -> str | None:
+    """A Unix time as RFC 3339 in UTC with microseconds (``...Z``), as Anthropic and Google
+    write timestamps; None stays None."""
+    if when is None:
+        return None
+    return (
+        datetime.fromtimestamp(when, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
+
+
 class RequestError(Exception):
-    """The HTTP request itself was malformed (bad framing, too large)."""
+    """A request the emulator refuses: malformed HTTP (bad framing, too large), or a body the
+    provider would reject; answered with ``status`` and ``message`` in the provider's shape."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
