@@ -475,16 +475,23 @@ class Lifecycle:
 
         async def one(prepared: Prepared, waiting: Waiters) -> None:
             async with gate:
-                try:
-                    outcome = await self._call(provider, lambda: provider.realtime(prepared))
-                except Exception as exc:
-                    outcome = exc
-            if not isinstance(outcome, BaseException):
-                count(outcome)
+                outcome = await self._send_realtime(provider, prepared, count)
             settle(waiting, outcome)
             self._emit("request_escalated", batch.record, custom_id=prepared.custom_id, reason=why)
 
         await asyncio.gather(*(one(p, w) for p, w in items))
+
+    async def _send_realtime(
+        self, provider: Provider, prepared: Prepared, count: Callable[[Any], object]
+    ) -> Any:
+        """One request through the realtime API (retried like every call): its body, counted
+        as realtime usage, or its error."""
+        try:
+            outcome = await self._call(provider, lambda: provider.realtime(prepared))
+        except Exception as exc:
+            return exc
+        count(outcome)
+        return outcome
 
     async def _cancel_unwanted(self, batch: Batch, status: BatchStatus) -> None:
         """Everyone waiting was sent realtime: cancel the batch so its rest is not billed."""

@@ -537,13 +537,7 @@ class Scheduler(Lifecycle):
             count = self._meter.counter(
                 adapter.name, "realtime", adapter.usage, prepared.endpoint, key
             )
-            try:
-                outcome = await self._call(adapter, lambda: adapter.realtime(prepared))
-            except Exception as exc:
-                outcome = exc
-            if not isinstance(outcome, BaseException):
-                count(outcome)
-            settle(future, outcome)
+            settle(future, await self._send_realtime(adapter, prepared, count))
 
         with self._lock:
             if self._closed:
