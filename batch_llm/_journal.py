@@ -141,10 +141,9 @@ class Journal(abc.ABC):
         when a prefix is ambiguous). Scans the recent ones; journals can do better."""
         if not ident:
             return []
-        exact = [i for i in self.intents(limit=10_000) if ident in (i.batch_id, i.intent_id)]
-        if exact:
-            return exact
-        return [i for i in self.intents(limit=10_000) if i.intent_id.startswith(ident)]
+        recent = self.intents(limit=10_000)
+        exact = [i for i in recent if ident in (i.batch_id, i.intent_id)]
+        return exact or [i for i in recent if i.intent_id.startswith(ident)]
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the journal's resources."""

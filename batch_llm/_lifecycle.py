@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -237,9 +236,6 @@ class Lifecycle:
         async def create() -> BatchStatus:
             if found is not None:
                 return found
-            if not _takes(provider.submit, "before_create"):  # an adapter without the gate
-                await asyncio.shield(intent_written)
-                return await provider.submit(batch.key, lines, metadata)
             return await provider.submit(
                 batch.key, lines, metadata, before_create=lambda: asyncio.shield(intent_written)
             )
@@ -348,11 +344,7 @@ class Lifecycle:
             count = batch.meter.counter(
                 provider.name, "batch", provider.usage, endpoint, batch.key, self._meter
             )
-            if _takes(provider.results, "sink"):
-                chunks = provider.results(status, sink=keep)
-            else:  # an adapter that cannot hand over raw bytes: results are not kept
-                chunks = provider.results(status)
-            async for chunk in chunks:
+            async for chunk in provider.results(status, sink=keep):
                 _dispatch(pending, chunk, count)
 
         try:
@@ -361,8 +353,7 @@ class Lifecycle:
             logger.warning("reading results of batch %s failed: %s", status.batch_id, exc)
             fail_all(pending, exc)
             return
-        if _takes(provider.results, "sink"):
-            self._write_soon(journal.finish_results, intent_id)
+        self._write_soon(journal.finish_results, intent_id)
 
     def _unanswered(self, batch: Batch, status: BatchStatus) -> None:
         """Lines the ended batch returned nothing for: send them again, or say why not."""
@@ -676,16 +667,6 @@ def _dispatch(
         waiting = pop(custom_id, None)
         if waiting is not None:
             settle(waiting, outcome)
-
-
-@functools.cache
-def _parameters(fn: Any) -> frozenset[str]:
-    return frozenset(inspect.signature(fn).parameters)
-
-
-def _takes(method: Any, name: str) -> bool:
-    """Whether an adapter method accepts a keyword (adapters written before it existed do not)."""
-    return name in _parameters(getattr(method, "__func__", method))
 
 
 def _deadline(waiting: Waiters) -> float | None:
