@@ -12,7 +12,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._config import Config
 from ._cost import CostReport, CostRow, PriceTable, get_prices, set_prices
-from ._dry_run import DryRunReport, PlannedBatch, dry_run
+from ._default import cost_report, dry_run, get_scheduler, set_scheduler
+from ._dry_run import DryRunReport, PlannedBatch
 from ._errors import (
     BatchCancelledError,
     BatchError,
@@ -28,10 +29,11 @@ from ._errors import (
     UnsupportedEndpointError,
 )
 from ._events import JsonlEvents
-from ._futures import RequestFuture, gather, wait
+from ._futures import RequestFuture
 from ._poll import PollPolicy
 from ._progress import track_progress
-from ._scheduler import BatchRecord, Scheduler, cost_report, get_scheduler, set_scheduler
+from ._scheduler import BatchRecord, Scheduler
+from ._waiting import gather, wait
 from .providers import (
     AnthropicProvider,
     GeminiProvider,

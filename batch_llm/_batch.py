@@ -9,7 +9,7 @@ from typing import Any
 
 from ._cost import UsageMeter, model_from_key
 from ._journal import Intent
-from ._waiters import Waiters
+from ._waiters import Waiters, all_cancelled
 from .providers import BatchStatus, Limits, Prepared, Provider
 from .providers._base import public_url
 
@@ -124,6 +124,16 @@ class Batch:
     def intent_id(self) -> str:
         """The journal's id for this submission."""
         return self.intent.intent_id
+
+    def take_lines(self) -> list[Prepared]:
+        """The lines to submit, once: those of callers who gave up before submission cost
+        nothing, so they are left out (and their callers forgotten)."""
+        gone = [cid for cid, waiting in self.pending.items() if all_cancelled(waiting)]
+        for cid in gone:
+            del self.pending[cid]
+        lines = [p for p in self.lines if p.custom_id in self.pending] if gone else self.lines
+        self.lines = []
+        return lines
 
 
 class Queue:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Config"]
+__all__ = ["Config", "ProgressOption"]
+
+#: ``progress=``: None (the default policy), True/False (force), or a tqdm-like factory.
+ProgressOption = bool | Callable[..., Any] | None
 
 _DEFAULT_WINDOW = 3.0
 _DEFAULT_POLL_INTERVAL = 1.0

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from ._cost import format_money
-from ._futures import wait
 from ._scheduler import Scheduler
+from ._waiting import wait
 from .providers import OpenAIProvider
 
 __all__ = ["run_demo"]

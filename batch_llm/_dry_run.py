@@ -20,28 +20,32 @@ estimate leans high.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import math
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._batch import Batch, BatchRecord
 from ._cost import PriceTable, format_money, format_table, get_prices, model_from_key
-from .providers import Prepared
-
-if TYPE_CHECKING:
-    from ._scheduler import Scheduler
+from ._errors import DryRunError
+from ._futures import RequestFuture
+from ._inflight import InFlight
+from ._waiters import each, fail_all, settle
+from .providers import Prepared, Provider
 
 __all__ = [
     "CHARS_PER_TOKEN",
     "DEFAULT_OUTPUT_TOKENS",
+    "DryRunPlanner",
     "DryRunReport",
     "PlannedBatch",
-    "dry_run",
     "estimate",
     "plan_batch",
 ]
+
+logger = logging.getLogger("batch_llm")
 
 #: The guess of a request's output tokens when it sets no cap.
 DEFAULT_OUTPUT_TOKENS = 256
@@ -305,20 +309,71 @@ class DryRunReport:
         return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def dry_run(**options: Any) -> Iterator[DryRunReport]:
-    """Plan instead of submit, for everything that uses the default scheduler in the block.
+class DryRunPlanner:
+    """A dry run's runner: each batch the scheduler cuts is planned instead of submitted, and
+    its callers fail with ``DryRunError`` naming the planned batch."""
 
-    Installs a dry-run scheduler (``Scheduler(dry_run=True, **options)``) as the process-wide
-    one, and restores the previous one on exit; the yielded report is complete once the block
-    has ended (requests still waiting for their window are planned then).
-    """
-    from ._scheduler import Scheduler, set_scheduler
+    def __init__(self, plan: DryRunReport, inflight: InFlight) -> None:
+        self.plan = plan
+        self.inflight = inflight
+        # Nothing is submitted, so nothing is ever on record.
+        self.records: list[BatchRecord] = []
 
-    scheduler: Scheduler = Scheduler(dry_run=True, **options)
-    previous = set_scheduler(scheduler)
-    try:
-        yield scheduler.plan
-    finally:
-        set_scheduler(previous)
-        scheduler.close()
+    def launch(self, batch: Batch) -> None:
+        """Plan a freshly cut batch."""
+        self._plan(batch)
+
+    def resume(self, batch: Batch) -> None:
+        """A dry run keeps no journal, so nothing is picked up; plan it like a new batch."""
+        self._plan(batch)
+
+    def unsent(self, batches: list[Batch]) -> None:
+        """What was still queued at close is part of the plan too."""
+        for batch in batches:
+            self._plan(batch)
+
+    def realtime(self, provider: Provider, line: Prepared, future: RequestFuture) -> None:
+        """Nothing is sent in a dry run, realtime included."""
+        settle(
+            future,
+            DryRunError(
+                f"dry run: nothing was sent; this request would have gone to "
+                f"{provider.name} realtime, at full price"
+            ),
+        )
+
+    async def shutdown(self, cancel: bool) -> dict[str, list[str]]:
+        """Nothing runs upstream."""
+        return {"cancelled": [], "left_running": []}
+
+    def _plan(self, batch: Batch) -> None:
+        plan = self.plan
+        batch.finished = True
+        lines = batch.take_lines()
+        self.inflight.untrack(batch)
+        if not lines:
+            return
+        requests = sum(len(each(w)) for w in batch.pending.values())
+        try:
+            planned = plan_batch(
+                len(plan.batches) + 1, batch.provider.name, batch.key, lines, requests
+            )
+        except Exception as exc:  # an estimate must not leave callers waiting
+            logger.exception("planning a dry-run batch failed")
+            fail_all(batch.pending, exc)
+            return
+        plan.batches.append(planned)
+        logger.info(
+            "dry run: would submit batch %d to %s: %d requests in %d lines (%s)",
+            planned.number,
+            batch.provider.describe(),
+            requests,
+            planned.lines,
+            planned.model,
+        )
+        error = DryRunError(
+            f"dry run: nothing was sent; this request was planned into batch {planned.number} "
+            f"({planned.provider} {planned.endpoint} {planned.model}, {planned.lines:,} lines)",
+            batch=planned.number,
+        )
+        fail_all(batch.pending, error)

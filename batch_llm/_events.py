@@ -29,10 +29,11 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["EVENTS", "JsonlEvents", "events_from_env", "log_event"]
+__all__ = ["EVENTS", "EventHub", "JsonlEvents", "Listener", "events_from_env", "log_event"]
 
 logger = logging.getLogger("batch_llm")
 
@@ -48,6 +49,38 @@ EVENTS = (
 )
 # Frequent events log at DEBUG; a batch's milestones at INFO.
 _DEBUG = frozenset({"batch_progress", "request_escalated"})
+
+#: Something that receives events: any callable taking the event dict.
+Listener = Callable[[dict[str, Any]], object]
+
+
+class EventHub:
+    """One scheduler's listeners: every event is logged, then handed to each of them.
+
+    Listeners run on the thread that emits (the scheduler's loop) and must return quickly; one
+    that raises is logged and skipped, never allowed to break the batch that emitted.
+    """
+
+    def __init__(self, listeners: Iterable[Listener] = ()) -> None:
+        self._listeners = list(listeners)
+
+    def add(self, listener: Listener) -> None:
+        """Also send events to ``listener`` (once, however often it is added)."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove(self, listener: Listener) -> None:
+        """Stop sending events to ``listener``; ``ValueError`` if it was not listening."""
+        self._listeners.remove(listener)
+
+    def emit(self, payload: dict[str, Any]) -> None:
+        """Log ``payload`` and hand it to every listener."""
+        log_event(payload)
+        for listener in list(self._listeners):
+            try:
+                listener(payload)
+            except Exception:  # a broken listener must not break the batch
+                logger.exception("event listener %r raised", listener)
 
 
 class JsonlEvents:

@@ -1,11 +1,11 @@
-"""Per-request futures and ways to wait for many of them at once.
+"""Per-request futures, and groups of them that complete with a single wake-up.
 
 A fan-out creates one future per request, tens of thousands at a time, so the future is kept
 lean: ``concurrent.futures.Future`` builds a ``threading.Condition`` (and an ``RLock``) for
 every instance and wakes waiters one future at a time, which alone cost more than the rest of
 the scheduler's per-request work. ``RequestFuture`` shares one module lock for its few state
 changes, makes an ``Event`` only when somebody actually blocks on that one future, and lets
-groups be awaited with a single wake-up (``wait`` / ``gather``).
+groups be awaited with a single wake-up (``on_all_done``, used by ``wait`` / ``gather``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import CancelledError, InvalidStateError
 from typing import Any
 
-from ._progress import ProgressOption, display_for
+from ._config import ProgressOption
+from ._events import EventHub
 
-__all__ = ["RequestFuture", "gather", "wait"]
+__all__ = ["RequestFuture", "await_all", "group_latch", "on_all_done", "outcome"]
 
 logger = logging.getLogger("batch_llm")
 
@@ -70,14 +71,29 @@ class RequestFuture:
 
     @classmethod
     def group(
-        cls, count: int, provider: str = "", *, owner: Any = None, fan_out: bool = False
+        cls,
+        count: int,
+        provider: str = "",
+        *,
+        events: EventHub | None = None,
+        progress: ProgressOption = None,
+        fan_out: bool = False,
     ) -> list[RequestFuture]:
         """``count`` futures that ``wait``/``gather`` can await as one, with a single wake-up
-        instead of a callback per future. ``owner`` is the scheduler they were submitted to and
-        ``fan_out`` says they were submitted together and flushed: such a group gets a progress
-        display while it is waited on."""
-        latch = _Latch(count, owner, fan_out)
+        instead of a callback per future.
+
+        ``events`` is where the batches answering them report (what a progress display
+        follows), ``progress`` the submitter's wish for a display (``ProgressOption``), and
+        ``fan_out`` says they were submitted together and flushed: by default only such a
+        group gets a progress display while it is waited on.
+        """
+        latch = _Latch(count, events, progress, fan_out)
         return [cls(provider, latch) for _ in range(count)]
+
+    @property
+    def latch(self) -> _Latch | None:
+        """The group this future belongs to, if it was made as one."""
+        return self._latch
 
     def __repr__(self) -> str:
         state = ("pending", "finished", "failed", "cancelled")[self._state]
@@ -140,7 +156,7 @@ class RequestFuture:
         _call(fn, self)
 
     def __await__(self) -> Generator[Any, None, Any]:
-        results = yield from gather([self]).__await__()
+        results = yield from await_all([self]).__await__()
         return results[0]
 
     # -- completing -----------------------------------------------------------------------
@@ -189,12 +205,28 @@ class RequestFuture:
 class _Latch:
     """Counts down as the futures of one group complete; fires once, when the last does."""
 
-    __slots__ = ("_callbacks", "_fired", "event", "fan_out", "owner", "remaining", "size")
+    __slots__ = (
+        "_callbacks",
+        "_fired",
+        "event",
+        "events",
+        "fan_out",
+        "progress",
+        "remaining",
+        "size",
+    )
 
-    def __init__(self, size: int, owner: Any = None, fan_out: bool = False) -> None:
+    def __init__(
+        self,
+        size: int,
+        events: EventHub | None = None,
+        progress: ProgressOption = None,
+        fan_out: bool = False,
+    ) -> None:
         self.size = size
         self.remaining = size
-        self.owner = owner
+        self.events = events
+        self.progress = progress
         self.fan_out = fan_out
         self.event = threading.Event()
         self._callbacks: list[Callable[[], object]] = []
@@ -223,7 +255,9 @@ def _call(fn: Callback, future: RequestFuture) -> None:
         logger.exception("a done-callback of %r raised", future)
 
 
-def _outcome(future: RequestFuture, return_exceptions: bool) -> Any:
+def outcome(future: RequestFuture, return_exceptions: bool) -> Any:
+    """The future's result; with ``return_exceptions`` its error (or cancellation) instead of
+    raising it."""
     if return_exceptions:
         if future.cancelled():
             return CancelledError()
@@ -233,7 +267,7 @@ def _outcome(future: RequestFuture, return_exceptions: bool) -> Any:
     return future.result()
 
 
-def _group_latch(futures: Sequence[RequestFuture]) -> _Latch | None:
+def group_latch(futures: Sequence[RequestFuture]) -> _Latch | None:
     """The latch of ``futures`` if they are exactly one group, in any order."""
     latch = futures[0]._latch if futures else None
     if latch is None or latch.size != len(futures):
@@ -241,9 +275,9 @@ def _group_latch(futures: Sequence[RequestFuture]) -> _Latch | None:
     return latch if all(f._latch is latch for f in futures) else None
 
 
-def _on_all_done(futures: Sequence[RequestFuture], fn: Callable[[], object]) -> None:
+def on_all_done(futures: Sequence[RequestFuture], fn: Callable[[], object]) -> None:
     """Call ``fn()`` once, when the last of ``futures`` is done."""
-    latch = _group_latch(futures)
+    latch = group_latch(futures)
     if latch is not None:
         latch.on_release(fn)
         return
@@ -266,52 +300,11 @@ def _on_all_done(futures: Sequence[RequestFuture], fn: Callable[[], object]) -> 
         future.add_done_callback(one_done)
 
 
-def wait(
-    futures: Sequence[RequestFuture],
-    *,
-    return_exceptions: bool = False,
-    timeout: float | None = None,
-    progress: ProgressOption = None,
+async def await_all(
+    futures: Sequence[RequestFuture], *, return_exceptions: bool = False
 ) -> list[Any]:
-    """Block until every future is done and return their results in order.
-
-    Without ``return_exceptions`` the first failed request's error (in input order) is raised
-    once all are done, as ``Runnable.batch`` does. ``progress`` shows a progress display while
-    waiting: True or False force it, a tqdm-like factory draws with it, and None (the default)
-    shows one for fan-outs when the output is a terminal or a notebook (``BATCH_LLM_PROGRESS``
-    and ``Scheduler(progress=...)`` change that).
-    """
-    display = display_for(futures, progress) if progress is not False else None
-    try:
-        latch = _group_latch(futures)
-        if latch is not None:
-            event = latch.event
-        else:
-            event = threading.Event()
-            _on_all_done(futures, event.set)
-        if not event.wait(timeout):
-            left = sum(not f.done() for f in futures)
-            raise TimeoutError(
-                f"{left} of {len(futures)} requests were not answered in {timeout} s"
-            )
-    finally:
-        if display is not None:
-            display.close()
-    return [_outcome(f, return_exceptions) for f in futures]
-
-
-async def gather(
-    futures: Sequence[RequestFuture],
-    *,
-    return_exceptions: bool = False,
-    progress: ProgressOption = None,
-) -> list[Any]:
-    """Await every future from any event loop and return their results in order.
-
-    One wake-up of the caller's loop for the whole group, instead of one per request, which is
-    what keeps a 10,000-request ``abatch`` cheap. Cancelling the awaiting task cancels the
-    requests that were not yet submitted. ``progress`` is as for ``wait``.
-    """
+    """Await every future from any event loop, with one wake-up of the caller's loop for the
+    whole group; cancelling the awaiting task cancels the requests not yet submitted."""
     if not all(f.done() for f in futures):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
@@ -324,15 +317,11 @@ async def gather(
             if not loop.is_closed():
                 loop.call_soon_threadsafe(wake)
 
-        display = display_for(futures, progress) if progress is not False else None
-        _on_all_done(futures, all_done)
+        on_all_done(futures, all_done)
         try:
             await waiter
         except asyncio.CancelledError:
             for future in futures:
                 future.cancel()
             raise
-        finally:
-            if display is not None:
-                display.close()
-    return [_outcome(f, return_exceptions) for f in futures]
+    return [outcome(f, return_exceptions) for f in futures]

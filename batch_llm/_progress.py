@@ -33,17 +33,15 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._futures import RequestFuture
+from ._config import ProgressOption
+from ._events import EventHub
+from ._futures import RequestFuture
 
 __all__ = ["ProgressDisplay", "ProgressOption", "display_for", "track_progress"]
 
 logger = logging.getLogger("batch_llm")
-
-#: ``progress=``: None (the default policy), True/False (force), or a tqdm-like factory.
-ProgressOption = bool | Callable[..., Any] | None
 
 # Seconds between redraws of the display's own thread (tqdm still throttles the output).
 REFRESH = 0.1
@@ -117,15 +115,14 @@ def display_for(
     docstring). Cheap when the answer is no: it looks at the first future only."""
     if progress is False or not futures:
         return None
-    latch = futures[0]._latch
-    owner = getattr(latch, "owner", None)
+    latch = futures[0].latch
     factory: Callable[..., Any] = _tqdm
     if callable(progress):
         factory = progress
     elif progress is None:
-        if latch is None or not latch.fan_out or getattr(owner, "dry_run", False):
+        if latch is None or not latch.fan_out:
             return None
-        setting = getattr(owner, "progress", None)
+        setting = latch.progress
         if setting is False:
             return None
         if callable(setting):
@@ -179,12 +176,14 @@ class ProgressDisplay:
         self.futures = futures
         self.total = len(futures)
         self._refresh = refresh
-        latches = {id(f._latch): f._latch for f in futures if f._latch is not None}
+        latches = {id(f.latch): f.latch for f in futures if f.latch is not None}
         exact = sum(latch.size for latch in latches.values()) == self.total and all(
-            f._latch is not None for f in futures
+            f.latch is not None for f in futures
         )
         self._latches = list(latches.values()) if exact else None
-        self._owners = list({id(o): o for lt in latches.values() if (o := lt.owner)}.values())
+        self._hubs: list[EventHub] = list(
+            {id(hub): hub for lt in latches.values() if (hub := lt.events)}.values()
+        )
         self._events: collections.deque[dict[str, Any]] = collections.deque()
         self._views: dict[str, _BatchView] = {}
         self._pending: dict[str | None, int] = {}
@@ -197,8 +196,8 @@ class ProgressDisplay:
         )
         self._recount()
         self._redraw()
-        for owner in self._owners:
-            owner.add_listener(self._on_event)
+        for hub in self._hubs:
+            hub.add(self._on_event)
         self._thread = threading.Thread(target=self._run, name="batch-llm-progress", daemon=True)
         self._thread.start()
 
@@ -303,9 +302,9 @@ class ProgressDisplay:
             return
         self._closed = True
         self._stop.set()
-        for owner in self._owners:
+        for hub in self._hubs:
             with contextlib.suppress(ValueError):
-                owner.remove_listener(self._on_event)
+                hub.remove(self._on_event)
         if self._thread is not threading.current_thread():
             # Bounded: a display stuck writing (a blocked pipe) must not hold the caller.
             self._thread.join(timeout=2.0)

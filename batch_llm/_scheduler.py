@@ -5,53 +5,52 @@ thread, looked up in the journal (a request an earlier run already submitted re-
 that batch, or takes the answer already fetched), and the rest are appended to a queue keyed
 by (adapter, the adapter's grouping key) under one short lock. A queue becomes a batch when it
 is full (requests, bytes or inputs), when its window passes, or on an explicit flush. Every
-batch then runs as its own task on the scheduler's event loop (see ``_lifecycle``). No lock is
-held across a network call or a disk write; the lock guards only the queues and the index of
-batches in flight.
+batch then runs as its own task on the scheduler's event loop, driven by the scheduler's runner
+(``_runner.BatchRunner``; a dry run's ``DryRunPlanner`` plans instead). No lock is held across a
+network call or a disk write; the lock guards only the queues and the index of batches in
+flight (``_inflight``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import hashlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Literal
 
 from ._batch import Batch, BatchRecord, Queue
-from ._config import Config
+from ._config import Config, ProgressOption
 from ._cost import CostReport, UsageMeter, get_prices
-from ._dry_run import DryRunReport, plan_batch
+from ._dry_run import DryRunPlanner, DryRunReport
 from ._errors import (
-    DryRunError,
     InvalidRequestError,
     RequestTooLargeError,
     SchedulerClosedError,
 )
-from ._events import events_from_env, log_event
+from ._events import EventHub, Listener, events_from_env
 from ._futures import RequestFuture
 from ._gc import gc_paused
+from ._inflight import InFlight
 from ._journal import Intent, Journal, open_journal
-from ._lifecycle import ExpiryPolicy, Lifecycle
+from ._journal_io import JournalWriter
 from ._loop import LoopThread
 from ._poll import PollPolicy
-from ._progress import ProgressOption
 from ._retry import RetryPolicy
-from ._waiters import Waiters, add_waiters, all_cancelled, each, fail_all, settle
+from ._runner import BatchRunner, ExpiryPolicy, Runner
+from ._waiters import Waiters, add_waiters, settle
 from .providers import Prepared, Provider, resolve_provider
 
-__all__ = ["BatchRecord", "Scheduler", "cost_report", "get_scheduler", "set_scheduler"]
+__all__ = ["BatchRecord", "Scheduler"]
 
 logger = logging.getLogger("batch_llm")
 
 Dedupe = bool | Literal["auto"]
 
 
-class Scheduler(Lifecycle):
+class Scheduler:
     """Turns requests from any thread or event loop into as few provider batches as allowed.
 
     Args:
@@ -119,7 +118,8 @@ class Scheduler(Lifecycle):
             window=window, poll_interval=poll_interval, poll_max=poll_max, dry_run=dry_run
         )
         self.dry_run = self.config.dry_run
-        self.progress = progress
+        # A dry run draws no progress: nothing moves.
+        self.progress: ProgressOption = False if self.dry_run else progress
         self.poll_policy = poll_policy or PollPolicy(
             initial=self.config.poll_interval,
             cap=max(self.config.poll_max, self.config.poll_interval),
@@ -127,70 +127,61 @@ class Scheduler(Lifecycle):
         # A dry run neither reads nor writes the journal: it plans as if nothing was sent before.
         self.journal = open_journal("off" if self.dry_run else journal)
         self.dedupe: Dedupe = dedupe
-        self.on_expiry = on_expiry
-        self.max_resubmits = max_resubmits
-        self._sleep = sleep or asyncio.sleep
-        self.retry = retry or RetryPolicy(sleep=self._sleep)
+        sleep = sleep or asyncio.sleep
+        self.retry = retry or RetryPolicy(sleep=sleep)
         self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-        self._listeners = list(listeners)
+        self.events = EventHub(listeners)
         from_env = events_from_env()
-        if from_env is not None and from_env not in self._listeners:
-            self._listeners.append(from_env)
+        if from_env is not None:
+            self.events.add(from_env)
         self._clock = clock or time.monotonic
         self._loop = LoopThread()
-        self._lock = threading.Lock()
+        # Batches this process follows, and the lock that guards them with the queues.
+        self._inflight = InFlight()
+        self._lock = self._inflight.lock
         self._queues: dict[tuple[Provider, Hashable, Hashable], Queue] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._journal_io = None
-        # Batches this process follows (queued ones from the moment they are cut), by intent,
-        # and which of them holds each request: identical requests join them.
-        self._tracked: dict[str, Batch] = {}
-        self._answered: dict[str, Intent] = {}
-        self._holding: dict[tuple[str, str], str] = {}
         # How many times each sampled (not deduplicated) request was asked for: the n-th
         # repeat gets the same line id in every run, so a re-run finds each repeat's answer.
         self._occurrences: dict[str, int] = {}
         self._closed = False
-        self.batches: list[BatchRecord] = []
         # Usage of every answer handed out, by provider, model and kind (see ``_cost``).
         self._meter = UsageMeter()
-        self._plan = DryRunReport(prices_as_of=get_prices().as_of) if self.dry_run else None
+        self._writer = JournalWriter(self.journal)
+        self._plan: DryRunReport | None = None
+        self._runner: Runner
+        if self.dry_run:
+            self._plan = DryRunReport(prices_as_of=get_prices().as_of)
+            self._runner = DryRunPlanner(self._plan, self._inflight)
+        else:
+            self._runner = BatchRunner(
+                writer=self._writer,
+                events=self.events,
+                meter=self._meter,
+                inflight=self._inflight,
+                requeue=self._requeue,
+                retry=self.retry,
+                poll=self.poll_policy,
+                metadata=self.metadata,
+                on_expiry=on_expiry,
+                max_resubmits=max_resubmits,
+                sleep=sleep,
+                clock=self._clock,
+            )
+
+    @property
+    def batches(self) -> list[BatchRecord]:
+        """Every batch this scheduler submitted or resumed, in order (``BatchRecord``)."""
+        return self._runner.records
 
     # -- events -------------------------------------------------------------------------------
 
-    def add_listener(self, listener: Callable[[dict[str, Any]], object]) -> None:
+    def add_listener(self, listener: Listener) -> None:
         """Also send lifecycle events to ``listener``."""
-        self._listeners.append(listener)
+        self.events.add(listener)
 
-    def remove_listener(self, listener: Callable[[dict[str, Any]], object]) -> None:
+    def remove_listener(self, listener: Listener) -> None:
         """Stop sending events to ``listener``."""
-        self._listeners.remove(listener)
-
-    def _emit(self, event: str, record: BatchRecord, **extra: Any) -> None:
-        counts = record.counts
-        payload: dict[str, Any] = {
-            "event": event,
-            "time": time.time(),
-            "batch_id": record.batch_id,
-            "intent_id": record.intent_id,
-            "provider": record.provider,
-            "requests": record.requests,
-            "status": record.status,
-            "state": record.state,
-            "total": counts.get("total"),
-            "succeeded": counts.get("succeeded"),
-            "failed": counts.get("failed"),
-            "resumed": record.resumed,
-        }
-        if record.metadata:
-            payload["metadata"] = dict(record.metadata)
-        payload.update(extra)
-        log_event(payload)
-        for listener in list(self._listeners):
-            try:
-                listener(payload)
-            except Exception:  # a broken listener must not break the batch
-                logger.exception("event listener %r raised", listener)
+        self.events.remove(listener)
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -268,7 +259,13 @@ class Scheduler(Lifecycle):
                     prepared.append(exc)
             # A flushed fan-out is waited on as one: it gets a progress display (single calls
             # do not, however they are flushed).
-            futures = RequestFuture.group(len(prepared), adapter.name, owner=self, fan_out=fan_out)
+            futures = RequestFuture.group(
+                len(prepared),
+                adapter.name,
+                events=self.events,
+                progress=self.progress,
+                fan_out=fan_out,
+            )
         if deadline is not None:
             due = self._clock() + deadline
             for future in futures:
@@ -303,7 +300,7 @@ class Scheduler(Lifecycle):
         for queue, generation in timers:
             self._loop.call_soon(self._arm_window, queue, generation)
         for batch in ready:
-            self._loop.call_soon(self._launch, batch)
+            self._loop.call_soon(self._runner.launch, batch)
         return futures
 
     def flush(self) -> None:
@@ -311,7 +308,7 @@ class Scheduler(Lifecycle):
         with self._lock:
             ready = [self._cut(q) for q in self._queues.values() if q.lines]
         for batch in ready:
-            self._loop.call_soon(self._launch, batch)
+            self._loop.call_soon(self._runner.launch, batch)
 
     def _prepare(self, adapter: Provider, endpoint: str, body: Mapping[str, Any]) -> Prepared:
         prepared = adapter.prepare(endpoint, body)
@@ -357,15 +354,15 @@ class Scheduler(Lifecycle):
     ) -> list[tuple[Prepared, RequestFuture]]:
         """Requests a batch of this process already holds join it; the rest are returned. The
         lock is held."""
-        holding = self._holding
-        provider_id = adapter.identity() if holding else ""
+        holder = self._inflight.holder
+        provider_id = adapter.identity()
         fresh: list[tuple[Prepared, RequestFuture]] = []
         for item, future in zip(prepared, futures, strict=True):
             if isinstance(item, BaseException):
                 future.set_exception(item)
                 continue
             future.custom_id = item.custom_id
-            intent_id = holding.get((provider_id, item.custom_id)) if holding else None
+            intent_id = holder(provider_id, item.custom_id)
             if intent_id is not None:
                 attach.setdefault(intent_id, []).append((item, future))
             else:
@@ -420,22 +417,8 @@ class Scheduler(Lifecycle):
     def _cut(self, queue: Queue) -> Batch:
         """A queue's lines become a batch, tracked from now on; the lock is held."""
         batch = queue.cut()
-        self._tracked[batch.intent_id] = batch
-        provider_id = batch.intent.provider_id
-        holding = self._holding
-        for custom_id in batch.pending:
-            holding[(provider_id, custom_id)] = batch.intent_id
+        self._inflight.track(batch)
         return batch
-
-    def _untrack(self, batch: Batch) -> None:
-        with self._lock:
-            if self._tracked.get(batch.intent_id) is batch:
-                del self._tracked[batch.intent_id]
-            provider_id = batch.intent.provider_id
-            holding = self._holding
-            for custom_id in batch.by_id or batch.pending:
-                if holding.get((provider_id, custom_id)) == batch.intent_id:
-                    del holding[(provider_id, custom_id)]
 
     def _requeue(
         self,
@@ -466,7 +449,7 @@ class Scheduler(Lifecycle):
                 touched[id(queue)] = queue
             ready.extend(self._cut(q) for q in touched.values() if q.lines)
         for batch in ready:
-            self._launch(batch)
+            self._runner.launch(batch)
 
     # -- on the loop --------------------------------------------------------------------------
 
@@ -479,16 +462,17 @@ class Scheduler(Lifecycle):
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Requests an existing batch already holds: wait on it (or on its stored answers)."""
-        batch = self._tracked.get(intent_id)
+        batch = self._inflight.get(intent_id)
         if batch is None:
             # It finished between lookup and now: take its kept answers, else submit afresh.
-            intent = intent or self._answered.get(intent_id)
+            intent = intent or self._inflight.answered(intent_id)
             if intent is None:
                 self._requeue(provider, list(items), metadata)
                 return
             batch = Batch(provider, None, [], {}, intent=intent)
-            self._tracked[intent_id] = batch
-            self._resume_soon(batch)
+            self._inflight.follow(batch)
+            # Let other attachments queued on the loop join before following it.
+            asyncio.get_running_loop().call_soon(self._runner.resume, batch)
         for prepared, future in items:
             future.batch_id = batch.record.batch_id
             batch.by_id.setdefault(prepared.custom_id, prepared)
@@ -498,10 +482,6 @@ class Scheduler(Lifecycle):
                 batch.late.append((prepared, future))
             else:
                 add_waiters(batch.pending, prepared.custom_id, future)
-
-    def _resume_soon(self, batch: Batch) -> None:
-        # Give other attachments queued on the loop a chance to join before following it.
-        asyncio.get_running_loop().call_soon(self._resume, batch)
 
     def _arm_window(self, queue: Queue, generation: int) -> None:
         asyncio.get_running_loop().call_later(
@@ -513,7 +493,7 @@ class Scheduler(Lifecycle):
             if queue.generation != generation or not queue.lines:
                 return
             batch = self._cut(queue)
-        self._launch(batch)
+        self._runner.launch(batch)
 
     # -- cost and plans -----------------------------------------------------------------------
 
@@ -531,18 +511,10 @@ class Scheduler(Lifecycle):
         prepared = self._prepare(adapter, endpoint, body)
         future = RequestFuture(adapter.name)
         future.custom_id = prepared.custom_id
-        key = prepared.key
-
-        async def send() -> None:
-            count = self._meter.counter(
-                adapter.name, "realtime", adapter.usage, prepared.endpoint, key
-            )
-            settle(future, await self._send_realtime(adapter, prepared, count))
-
         with self._lock:
             if self._closed:
                 raise SchedulerClosedError("the scheduler is closed")
-        self._loop.call_soon(lambda: self._start(send()))
+        self._loop.call_soon(self._runner.realtime, adapter, prepared, future)
         return future
 
     def cost(self) -> CostReport:
@@ -562,43 +534,6 @@ class Scheduler(Lifecycle):
             raise RuntimeError("this scheduler is not a dry run; build it with dry_run=True")
         return self._plan
 
-    def _plan_batch(self, batch: Batch) -> None:
-        """A dry run's stand-in for submitting: record the batch, fail its callers."""
-        plan = self.plan
-        batch.finished = True
-        gone = [cid for cid, waiting in batch.pending.items() if all_cancelled(waiting)]
-        for cid in gone:
-            del batch.pending[cid]
-        lines = [p for p in batch.lines if p.custom_id in batch.pending]
-        batch.lines = []
-        self._untrack(batch)
-        if not lines:
-            return
-        requests = sum(len(each(w)) for w in batch.pending.values())
-        try:
-            planned = plan_batch(
-                len(plan.batches) + 1, batch.provider.name, batch.key, lines, requests
-            )
-        except Exception as exc:  # an estimate must not leave callers waiting
-            logger.exception("planning a dry-run batch failed")
-            fail_all(batch.pending, exc)
-            return
-        plan.batches.append(planned)
-        logger.info(
-            "dry run: would submit batch %d to %s: %d requests in %d lines (%s)",
-            planned.number,
-            batch.provider.describe(),
-            requests,
-            planned.lines,
-            planned.model,
-        )
-        error = DryRunError(
-            f"dry run: nothing was sent; this request was planned into batch {planned.number} "
-            f"({planned.provider} {planned.endpoint} {planned.model}, {planned.lines:,} lines)",
-            batch=planned.number,
-        )
-        fail_all(batch.pending, error)
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self, *, cancel: bool = False, timeout: float = 30.0) -> dict[str, list[str]]:
@@ -616,28 +551,16 @@ class Scheduler(Lifecycle):
                 return report
             self._closed = True
             queued = [q.cut() for q in self._queues.values() if q.lines]
-        if self.dry_run:  # what was still queued is part of the plan too
-            if self._loop.started:  # after the batches already handed to the loop
-                self._loop.run(asyncio.sleep(0)).result(timeout)
-            for batch in queued:
-                self._plan_batch(batch)
-            queued = []
-        for batch in queued:
-            fail_all(
-                batch.pending,
-                lambda _cid: SchedulerClosedError(
-                    "the scheduler closed before this request was submitted"
-                ),
-            )
+        if self._loop.started:  # after the batches already handed to the loop
+            self._loop.run(asyncio.sleep(0)).result(timeout)
+        self._runner.unsent(queued)
         if self._loop.started:
             try:
-                report = self._loop.run(self._shutdown(cancel)).result(timeout)
+                report = self._loop.run(self._runner.shutdown(cancel)).result(timeout)
             except Exception as exc:  # a stuck shutdown must not stop interpreter exit
                 logger.warning("closing the scheduler: %s", exc)
         self._loop.stop()
-        if self._journal_io is not None:
-            self._journal_io.shutdown(wait=True)
-        self.journal.close()
+        self._writer.close()
         if report["cancelled"]:
             logger.warning(
                 "scheduler closed; cancelled batches upstream: %s", ", ".join(report["cancelled"])
@@ -656,36 +579,3 @@ class Scheduler(Lifecycle):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-_default: Scheduler | None = None
-_default_lock = threading.Lock()
-
-
-def get_scheduler() -> Scheduler:
-    """The process-wide scheduler that wrappers use unless given their own."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Scheduler()
-            atexit.register(_default.close)
-        return _default
-
-
-def set_scheduler(scheduler: Scheduler | None) -> Scheduler | None:
-    """Replace the process-wide scheduler (None: build a new one on next use); returns the old."""
-    global _default
-    with _default_lock:
-        old, _default = _default, scheduler
-    return old
-
-
-def cost_report(scheduler: Scheduler | None = None) -> CostReport:
-    """``scheduler.cost()``, for the process-wide scheduler by default (an empty report if it
-    was never used)."""
-    if scheduler is None:
-        with _default_lock:
-            scheduler = _default
-    if scheduler is None:
-        return CostReport((), get_prices().as_of)
-    return scheduler.cost()

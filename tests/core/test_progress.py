@@ -140,7 +140,9 @@ def test_scheduler_progress_setting_draws_for_its_fan_outs(
 def fan_out() -> Any:
     """A pending fan-out's futures on an idle scheduler (its loop never starts)."""
     scheduler = Scheduler(journal="off")
-    futures = RequestFuture.group(3, "openai", owner=scheduler, fan_out=True)
+    futures = RequestFuture.group(
+        3, "openai", events=scheduler.events, progress=scheduler.progress, fan_out=True
+    )
     yield futures
     for future in futures:
         if not future.done():
@@ -213,12 +215,16 @@ def test_single_calls_and_dry_runs_draw_nothing_by_default(
 ) -> None:
     monkeypatch.setenv("BATCH_LLM_PROGRESS", "1")
     with Scheduler(journal="off") as scheduler:
-        single = RequestFuture.group(1, "openai", owner=scheduler, fan_out=False)
+        single = RequestFuture.group(
+            1, "openai", events=scheduler.events, progress=scheduler.progress, fan_out=False
+        )
         assert not _draws(single)
         assert _draws(single, progress=True)
         single[0].set_result({})
     with Scheduler(dry_run=True) as planner:
-        planned = RequestFuture.group(2, "openai", owner=planner, fan_out=True)
+        planned = RequestFuture.group(
+            2, "openai", events=planner.events, progress=planner.progress, fan_out=True
+        )
         assert not _draws(planned)
         for future in planned:
             future.set_result({})

@@ -1,6 +1,7 @@
-"""A batch's life on the scheduler's loop: submit, follow, collect, and what to do when it ends
-badly. Nothing is lost (every caller gets an answer or an error) and nothing is paid for twice
-(every submission is journaled before and after it happens; runs that find it pick it up).
+"""The batch runner: a batch's life on the scheduler's loop, from submission to its last answer,
+and what to do when it ends badly. Nothing is lost (every caller gets an answer or an error) and
+nothing is paid for twice (every submission is journaled before and after it happens; runs that
+find it pick it up).
 
 - **submit**: the intent is written to the journal while the input uploads, and the batch is
   created only once it is durable. A create that fails in a way that may have reached the
@@ -15,6 +16,10 @@ badly. Nothing is lost (every caller gets an answer or an error) and nothing is 
 - **resume**: a journal entry found by a later run is followed from wherever it got to:
   stored results are replayed, a running batch is polled, an intent without a batch id is
   reconciled, and a batch the provider does not know is submitted afresh.
+
+The runner owns none of its parts: the scheduler builds it from the journal's writer, the retry
+and poll policies, its event hub, its usage meter, its index of batches in flight, and the one
+way back into its queues (``requeue``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from ._batch import Batch, BatchRecord
 from ._cost import UsageMeter
@@ -34,18 +39,18 @@ from ._errors import (
     BatchFailedError,
     SchedulerClosedError,
 )
+from ._events import EventHub
 from ._futures import RequestFuture
-from ._journal import Intent, Journal, NullJournal
+from ._inflight import InFlight
+from ._journal import NullJournal
+from ._journal_io import JournalWriter
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
-from ._waiters import Waiters, add_waiters, all_cancelled, each, fail_all, leftover_error, settle
+from ._waiters import Waiters, add_waiters, each, fail_all, leftover_error, settle
 from .providers import BatchStatus, Prepared, Provider
 from .providers._base import INTENT_KEY
 
-if TYPE_CHECKING:
-    from ._loop import LoopThread
-
-__all__ = ["Lifecycle"]
+__all__ = ["BatchRunner", "ExpiryPolicy", "Requeue", "Runner", "batch_event"]
 
 logger = logging.getLogger("batch_llm")
 
@@ -54,73 +59,124 @@ ExpiryPolicy = Literal["resubmit", "realtime", "fail"]
 
 # Realtime requests in flight at once when escalating (expiry, deadlines).
 _ESCALATION_CONCURRENCY = 16
-# Finished batches whose answers the journal keeps, remembered for callers that joined them
-# as they finished (the most recent ones; the window is a single loop step).
-_ANSWERED_KEPT = 64
 # Seconds ``close`` waits for ended batches to finish their bookkeeping.
 _FINISHING_GRACE = 2.0
 
 
-class Lifecycle:
-    """The part of ``Scheduler`` that drives batches; see the module docstring."""
+class Requeue(Protocol):
+    """How a runner hands lines back to its scheduler's queues, to go in a new batch now."""
 
-    journal: Journal
-    dry_run: bool
-    _meter: UsageMeter
-    poll_policy: PollPolicy
-    retry: RetryPolicy
-    metadata: dict[str, str]
-    on_expiry: ExpiryPolicy
-    max_resubmits: int
-    batches: list[BatchRecord]
-    _loop: LoopThread
-    _sleep: Callable[[float], Awaitable[Any]]
-    _clock: Callable[[], float]
-    _tracked: dict[str, Batch]
-    _answered: dict[str, Intent]
-    _journal_io: ThreadPoolExecutor | None
-    _tasks: set[asyncio.Task[None]]
-
-    # Provided by Scheduler.
-    def _emit(self, event: str, record: BatchRecord, **extra: Any) -> None:
-        raise NotImplementedError
-
-    def _requeue(
+    def __call__(
         self,
         provider: Provider,
         items: list[tuple[Prepared, Waiters]],
         metadata: dict[str, str] | None = None,
+    ) -> None: ...
+
+
+class Runner(Protocol):
+    """What a scheduler asks of whatever runs its batches: ``BatchRunner`` submits them, a dry
+    run's ``DryRunPlanner`` plans them instead. Everything but ``unsent`` runs on the
+    scheduler's loop."""
+
+    records: list[BatchRecord]
+
+    def launch(self, batch: Batch) -> None:
+        """Submit a freshly cut batch and follow it to its end."""
+
+    def resume(self, batch: Batch) -> None:
+        """Follow a batch submitted earlier (by this run or another), from where it got to."""
+
+    def unsent(self, batches: list[Batch]) -> None:
+        """Batches still queued when the scheduler closed (called from the closing thread)."""
+
+    def realtime(self, provider: Provider, line: Prepared, future: RequestFuture) -> None:
+        """Answer one request through the provider's realtime API."""
+
+    async def shutdown(self, cancel: bool) -> dict[str, list[str]]:
+        """Stop following batches: cancel them upstream, or leave them running."""
+
+
+def batch_event(event: str, record: BatchRecord, **extra: Any) -> dict[str, Any]:
+    """The payload of a lifecycle event about one batch (see ``_events``)."""
+    counts = record.counts
+    payload: dict[str, Any] = {
+        "event": event,
+        "time": time.time(),
+        "batch_id": record.batch_id,
+        "intent_id": record.intent_id,
+        "provider": record.provider,
+        "requests": record.requests,
+        "status": record.status,
+        "state": record.state,
+        "total": counts.get("total"),
+        "succeeded": counts.get("succeeded"),
+        "failed": counts.get("failed"),
+        "resumed": record.resumed,
+    }
+    if record.metadata:
+        payload["metadata"] = dict(record.metadata)
+    payload.update(extra)
+    return payload
+
+
+class BatchRunner:
+    """Submits batches and follows each to its end (module docstring).
+
+    Args:
+        writer: the journal, called through its writer thread.
+        events: where lifecycle events go.
+        meter: the scheduler's usage meter; each batch's answers are counted into it.
+        inflight: the scheduler's index of batches in flight.
+        requeue: hands lines back to the scheduler's queues (expired, rejected, abandoned).
+        retry, poll: how provider calls are retried and running batches polled.
+        metadata: key/values stamped on every batch (the scheduler's own).
+        on_expiry, max_resubmits: what becomes of lines an expired batch did not reach.
+        sleep, clock: injected so tests never really wait.
+    """
+
+    def __init__(
+        self,
+        *,
+        writer: JournalWriter,
+        events: EventHub,
+        meter: UsageMeter,
+        inflight: InFlight,
+        requeue: Requeue,
+        retry: RetryPolicy,
+        poll: PollPolicy,
+        metadata: dict[str, str] | None = None,
+        on_expiry: ExpiryPolicy = "resubmit",
+        max_resubmits: int = 2,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        raise NotImplementedError
-
-    def _untrack(self, batch: Batch) -> None:
-        raise NotImplementedError
-
-    def _plan_batch(self, batch: Batch) -> None:
-        raise NotImplementedError
+        self.writer = writer
+        self.journal = writer.journal
+        self.events = events
+        self.meter = meter
+        self.inflight = inflight
+        self.requeue = requeue
+        self.retry = retry
+        self.poll_policy = poll
+        self.metadata = metadata or {}
+        self.on_expiry = on_expiry
+        self.max_resubmits = max_resubmits
+        #: Every batch this runner submitted or resumed, in order.
+        self.records: list[BatchRecord] = []
+        self._sleep = sleep
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _emit(self, event: str, record: BatchRecord, **extra: Any) -> None:
+        self.events.emit(batch_event(event, record, **extra))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """A journal call, off the loop (one worker thread keeps them in order)."""
-        if isinstance(self.journal, NullJournal):
-            return fn(*args)
-        if self._journal_io is None:
-            self._journal_io = ThreadPoolExecutor(1, thread_name_prefix="batch-llm-journal")
-        return await asyncio.get_running_loop().run_in_executor(self._journal_io, fn, *args)
-
-    def _write_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """A journal write nobody waits on (still in order with every other journal call)."""
-        if isinstance(self.journal, NullJournal):
-            return
-        if self._journal_io is None:
-            self._journal_io = ThreadPoolExecutor(1, thread_name_prefix="batch-llm-journal")
-        self._journal_io.submit(fn, *args)
 
     def _record_status(
         self, intent_id: str, status: BatchStatus, outcome: str | None = None
@@ -128,7 +184,7 @@ class Lifecycle:
         """Journal a batch's status with the provider's counts (which ``batch-llm batches``
         shows)."""
         counts = {"total": status.total, "succeeded": status.succeeded, "failed": status.failed}
-        self._write_soon(self.journal.record_status, intent_id, status.raw_status, outcome, counts)
+        self.writer.soon(self.journal.record_status, intent_id, status.raw_status, outcome, counts)
 
     async def _call(
         self,
@@ -162,13 +218,21 @@ class Lifecycle:
 
     # -- a fresh batch ------------------------------------------------------------------------
 
-    def _launch(self, batch: Batch) -> None:
-        if self.dry_run:
-            self._plan_batch(batch)
-            return
-        self._start(self._guarded(batch, self._run(batch)))
+    def launch(self, batch: Batch) -> None:
+        """Submit a freshly cut batch and follow it to its end (on the loop)."""
+        self._start(self._answer_all(batch, self._submit_and_follow(batch)))
 
-    def _ended(self, batch: Batch, outcome: str, **extra: Any) -> None:
+    def unsent(self, batches: list[Batch]) -> None:
+        """Batches still queued at close: nothing was sent for them."""
+        for batch in batches:
+            fail_all(
+                batch.pending,
+                lambda _cid: SchedulerClosedError(
+                    "the scheduler closed before this request was submitted"
+                ),
+            )
+
+    def _report_end(self, batch: Batch, outcome: str, **extra: Any) -> None:
         """The batch is over for its callers: its usage and cost go on its record and into
         the event that says how it ended."""
         record = batch.record
@@ -189,7 +253,7 @@ class Lifecycle:
             extra.setdefault("cost", record.cost)
         self._emit(f"batch_{outcome}", record, outcome=outcome, **extra)
 
-    async def _guarded(self, batch: Batch, work: Coroutine[Any, Any, None]) -> None:
+    async def _answer_all(self, batch: Batch, work: Coroutine[Any, Any, None]) -> None:
         """Run a batch's work so that every caller is answered, whatever happens."""
         try:
             await work
@@ -207,28 +271,23 @@ class Lifecycle:
         except Exception as exc:  # a bug here must still answer every caller, never hang them
             logger.exception("batch %s: unexpected error", batch.record.batch_id)
             fail_all(batch.pending, exc)
-            self._ended(batch, "failed", reason=f"unexpected error: {exc}")
+            self._report_end(batch, "failed", reason=f"unexpected error: {exc}")
         finally:
-            self._finish(batch)
+            self._let_go(batch)
 
-    async def _run(self, batch: Batch) -> None:
-        # Callers that gave up before submission cost nothing: leave them out.
-        gone = [cid for cid, waiting in batch.pending.items() if all_cancelled(waiting)]
-        for cid in gone:
-            del batch.pending[cid]
-        lines = [p for p in batch.lines if p.custom_id in batch.pending] if gone else batch.lines
-        batch.lines = []
+    async def _submit_and_follow(self, batch: Batch) -> None:
+        lines = batch.take_lines()
         if not lines:
             return
         batch.by_id = {p.custom_id: p for p in lines}
         intent, record, provider = batch.intent, batch.record, batch.provider
         intent.requests = record.requests = len(lines)
         record.metadata = {**self.metadata, **batch.metadata}
-        self.batches.append(record)
+        self.records.append(record)
         # The intent must be durable before the batch exists; write it while the input uploads.
         loop = asyncio.get_running_loop()
         intent_written = loop.create_task(
-            self._write(self.journal.record_intent, intent, list(batch.by_id))
+            self.writer.call(self.journal.record_intent, intent, list(batch.by_id))
         )
         metadata = {**record.metadata, INTENT_KEY: intent.intent_id}
         found: BatchStatus | None = None
@@ -259,15 +318,15 @@ class Lifecycle:
                 "submitting a batch of %d to %s failed: %s", len(lines), record.provider, exc
             )
             await intent_written
-            self._write_soon(
+            self.writer.soon(
                 self.journal.record_status, intent.intent_id, "submit_failed", "failed"
             )
-            self._write_soon(self.journal.forget_requests, intent.intent_id, list(batch.by_id))
+            self.writer.soon(self.journal.forget_requests, intent.intent_id, list(batch.by_id))
             fail_all(batch.pending, exc)
-            self._ended(batch, "failed", reason=f"submitting failed: {exc}")
+            self._report_end(batch, "failed", reason=f"submitting failed: {exc}")
             return
         await intent_written
-        await self._write(
+        await self.writer.call(
             self.journal.record_batch, intent.intent_id, status.batch_id, status.raw_status
         )
         intent.batch_id = status.batch_id
@@ -288,12 +347,12 @@ class Lifecycle:
         batch.status = ended
         self._record_status(batch.intent_id, ended, ended.outcome)
         if ended.outcome == "failed":
-            self._failed(batch, ended)
+            self._handle_rejected(batch, ended)
         else:
             await self._collect(batch, ended)
-            self._unanswered(batch, ended)
+            self._settle_unanswered(batch, ended)
         # Only now, with every caller answered (or sent on), is the batch over for the user.
-        self._ended(batch, ended.outcome or "completed", reason=ended.reason)
+        self._report_end(batch, ended.outcome or "completed", reason=ended.reason)
 
     async def _wait_until_ended(self, batch: Batch, status: BatchStatus) -> BatchStatus | None:
         provider, record = batch.provider, batch.record
@@ -313,11 +372,11 @@ class Lifecycle:
                 status = await self._call(provider, functools.partial(provider.poll, status))
             except Exception as exc:
                 if provider.is_not_found(exc):
-                    self._lost(batch, exc)
+                    self._submit_unknown_afresh(batch, exc)
                     return None
                 logger.warning("polling batch %s failed: %s", status.batch_id, exc)
                 fail_all(batch.pending, exc)
-                self._ended(batch, "failed", reason=f"polling failed: {exc}")
+                self._report_end(batch, "failed", reason=f"polling failed: {exc}")
                 return None
             if self._update(record, status):
                 if not status.ended:
@@ -333,16 +392,16 @@ class Lifecycle:
         endpoint = status.endpoint or batch.intent.endpoint
 
         def keep(stream: str, chunk: bytes) -> None:
-            self._write_soon(journal.append_results, intent_id, stream, chunk)
+            self.writer.soon(journal.append_results, intent_id, stream, chunk)
 
         async def read() -> None:
-            self._write_soon(journal.clear_results, intent_id)  # a retried read starts over
+            self.writer.soon(journal.clear_results, intent_id)  # a retried read starts over
             # Counted as answers are handed out, so the scheduler's report is complete by the
             # time the last caller wakes; a retried read takes back what it counted before.
-            self._meter.merge(batch.meter, sign=-1)
+            self.meter.merge(batch.meter, sign=-1)
             batch.meter = UsageMeter()
             count = batch.meter.counter(
-                provider.name, "batch", provider.usage, endpoint, batch.key, self._meter
+                provider.name, "batch", provider.usage, endpoint, batch.key, self.meter
             )
             async for chunk in provider.results(status, sink=keep):
                 _dispatch(pending, chunk, count)
@@ -353,16 +412,16 @@ class Lifecycle:
             logger.warning("reading results of batch %s failed: %s", status.batch_id, exc)
             fail_all(pending, exc)
             return
-        self._write_soon(journal.finish_results, intent_id)
+        self.writer.soon(journal.finish_results, intent_id)
 
-    def _unanswered(self, batch: Batch, status: BatchStatus) -> None:
+    def _settle_unanswered(self, batch: Batch, status: BatchStatus) -> None:
         """Lines the ended batch returned nothing for: send them again, or say why not."""
         if not batch.pending:
             return
         leftover = list(batch.pending)
-        self._write_soon(self.journal.forget_requests, batch.intent_id, leftover)
+        self.writer.soon(self.journal.forget_requests, batch.intent_id, leftover)
         if status.outcome == "expired" and self.on_expiry != "fail":
-            items = self._take(batch, leftover)
+            items = self._take_waiting(batch, leftover)
             if self.on_expiry == "realtime":
                 self._start(self._realtime(batch, items, "expired"))
                 return
@@ -370,11 +429,11 @@ class Lifecycle:
             return
         fail_all(batch.pending, lambda cid: leftover_error(status, cid))
 
-    def _failed(self, batch: Batch, status: BatchStatus) -> None:
+    def _handle_rejected(self, batch: Batch, status: BatchStatus) -> None:
         """A batch the provider rejected. Errors tied to lines fail only those callers; the
         other lines were never run, so they are sent again (once)."""
         pending = batch.pending
-        self._write_soon(self.journal.forget_requests, batch.intent_id, list(pending))
+        self.writer.soon(self.journal.forget_requests, batch.intent_id, list(pending))
         order = list(batch.by_id)
         blamed = {
             order[line - 1]: message
@@ -395,7 +454,7 @@ class Lifecycle:
                 [custom_id],
             )
         self._send_again(
-            batch, self._take(batch, list(pending)), status, max(1, self.max_resubmits)
+            batch, self._take_waiting(batch, list(pending)), status, max(1, self.max_resubmits)
         )
 
     def _send_again(
@@ -420,9 +479,11 @@ class Lifecycle:
                 status.outcome,
                 len(again),
             )
-            self._requeue(batch.provider, again, batch.metadata)
+            self.requeue(batch.provider, again, batch.metadata)
 
-    def _take(self, batch: Batch, custom_ids: Iterable[str]) -> list[tuple[Prepared, Waiters]]:
+    def _take_waiting(
+        self, batch: Batch, custom_ids: Iterable[str]
+    ) -> list[tuple[Prepared, Waiters]]:
         """Remove lines from the batch's waiting callers, with their bodies (to send again)."""
         items = []
         for cid in custom_ids:
@@ -446,7 +507,7 @@ class Lifecycle:
             if (d := _deadline(waiting)) is not None and d <= now
         ]
         if overdue:
-            self._start(self._realtime(batch, self._take(batch, overdue), "deadline"))
+            self._start(self._realtime(batch, self._take_waiting(batch, overdue), "deadline"))
 
     async def _realtime(
         self, batch: Batch, items: list[tuple[Prepared, Waiters]], why: str
@@ -454,7 +515,7 @@ class Lifecycle:
         provider = batch.provider
         gate = asyncio.Semaphore(_ESCALATION_CONCURRENCY)
         # Realtime answers are billed at full price: they count as such in the cost report.
-        count = self._meter.counter(
+        count = self.meter.counter(
             provider.name, "realtime", provider.usage, batch.intent.endpoint, batch.key
         )
         logger.info(
@@ -471,6 +532,18 @@ class Lifecycle:
             self._emit("request_escalated", batch.record, custom_id=prepared.custom_id, reason=why)
 
         await asyncio.gather(*(one(p, w) for p, w in items))
+
+    def realtime(self, provider: Provider, line: Prepared, future: RequestFuture) -> None:
+        """Answer one request through the provider's realtime API, counted at realtime price
+        (on the loop; the call runs as a task of its own)."""
+        count = self.meter.counter(
+            provider.name, "realtime", provider.usage, line.endpoint, line.key
+        )
+
+        async def send() -> None:
+            settle(future, await self._send_realtime(provider, line, count))
+
+        self._start(send())
 
     async def _send_realtime(
         self, provider: Provider, prepared: Prepared, count: Callable[[Any], object]
@@ -494,16 +567,19 @@ class Lifecycle:
             return
         self._update(batch.record, cancelled)
         self._record_status(batch.intent_id, cancelled)
-        self._ended(batch, "cancelled", reason="every request in it was sent realtime (deadline)")
+        self._report_end(
+            batch, "cancelled", reason="every request in it was sent realtime (deadline)"
+        )
 
     # -- picking up an earlier run's batch ----------------------------------------------------
 
-    def _resume(self, batch: Batch) -> None:
-        self._start(self._guarded(batch, self._pick_up(batch)))
+    def resume(self, batch: Batch) -> None:
+        """Follow a batch submitted earlier, from where it got to (on the loop)."""
+        self._start(self._answer_all(batch, self._pick_up(batch)))
 
     async def _pick_up(self, batch: Batch) -> None:
         intent, record, provider = batch.intent, batch.record, batch.provider
-        self.batches.append(record)
+        self.records.append(record)
         self._emit("batch_resumed", record, waiting=len(batch.pending))
         if intent.results_stored and intent.batch_id:
             await self._replay(batch)
@@ -523,9 +599,9 @@ class Lifecycle:
                 logger.warning("reconciling intent %s failed: %s", intent.intent_id, exc)
                 status = None
             if status is None:
-                self._abandon(batch, "no batch was created for it")
+                self._submit_afresh(batch, "no batch was created for it")
                 return
-            await self._write(
+            await self.writer.call(
                 self.journal.record_batch, intent.intent_id, status.batch_id, status.raw_status
             )
         else:
@@ -534,7 +610,7 @@ class Lifecycle:
                 status = await self._call(provider, lambda: provider.poll(probe))
             except Exception as exc:
                 if provider.is_not_found(exc):
-                    self._lost(batch, exc)
+                    self._submit_unknown_afresh(batch, exc)
                     return
                 raise
         self._update(record, status)
@@ -545,7 +621,7 @@ class Lifecycle:
 
     async def _replay(self, batch: Batch) -> None:
         intent = batch.intent
-        streams = await self._write(self.journal.load_results, intent.intent_id)
+        streams = await self.writer.call(self.journal.load_results, intent.intent_id)
         status = BatchStatus(
             intent.batch_id or "",
             "ended",
@@ -558,31 +634,34 @@ class Lifecycle:
         provider = batch.provider
         # Answers an earlier run paid for: counted apart, as costing this run nothing.
         count = batch.meter.counter(
-            provider.name, "replayed", provider.usage, intent.endpoint, batch.key, self._meter
+            provider.name, "replayed", provider.usage, intent.endpoint, batch.key, self.meter
         )
         async for chunk in provider.replay(status, streams):
             _dispatch(pending, chunk, count)
         if pending:  # not in the stored results: that batch never answered them; ask again
-            self._write_soon(self.journal.forget_requests, intent.intent_id, list(pending))
-            self._requeue(batch.provider, self._take(batch, list(pending)), batch.metadata)
-        self._ended(batch, intent.outcome or "completed", replayed=True)
+            self.writer.soon(self.journal.forget_requests, intent.intent_id, list(pending))
+            self.requeue(batch.provider, self._take_waiting(batch, list(pending)), batch.metadata)
+        self._report_end(batch, intent.outcome or "completed", replayed=True)
 
-    def _lost(self, batch: Batch, exc: BaseException) -> None:
+    def _submit_unknown_afresh(self, batch: Batch, exc: BaseException) -> None:
         """The provider does not know the batch (a journal entry from another server): forget
         it and submit its requests afresh."""
-        self._abandon(batch, f"the provider does not know batch {batch.intent.batch_id} ({exc})")
+        self._submit_afresh(
+            batch, f"the provider does not know batch {batch.intent.batch_id} ({exc})"
+        )
 
-    def _abandon(self, batch: Batch, why: str) -> None:
+    def _submit_afresh(self, batch: Batch, why: str) -> None:
         logger.warning("journal entry %s: %s; submitting its requests again", batch.intent_id, why)
-        self._write_soon(self.journal.record_status, batch.intent_id, "abandoned", "failed")
-        self._write_soon(self.journal.forget_requests, batch.intent_id, list(batch.by_id))
-        self._requeue(batch.provider, self._take(batch, list(batch.pending)), batch.metadata)
+        self.writer.soon(self.journal.record_status, batch.intent_id, "abandoned", "failed")
+        self.writer.soon(self.journal.forget_requests, batch.intent_id, list(batch.by_id))
+        self.requeue(batch.provider, self._take_waiting(batch, list(batch.pending)), batch.metadata)
 
-    def _finish(self, batch: Batch) -> None:
-        """The batch is over. Callers that asked for one of its lines after its answer was
-        handed out get the answer kept in the journal (or, with no journal, a fresh line)."""
+    def _let_go(self, batch: Batch) -> None:
+        """The batch is over: stop following it. Callers that asked for one of its lines after
+        its answer was handed out get the answer kept in the journal (or, with no journal, a
+        fresh line)."""
         batch.finished = True
-        self._untrack(batch)
+        self.inflight.untrack(batch)
         status = batch.status
         stored = not (
             isinstance(self.journal, NullJournal) or status is None or status.outcome == "failed"
@@ -595,35 +674,36 @@ class Lifecycle:
                 status.outcome,
             )
             # A caller that joined the batch just before it was untracked finds it here.
-            self._answered[intent.intent_id] = intent
-            while len(self._answered) > _ANSWERED_KEPT:
-                del self._answered[next(iter(self._answered))]
+            self.inflight.remember_answered(intent)
         if not batch.late:
             return
         late, batch.late = batch.late, []
         if not stored:
-            self._requeue(batch.provider, late, batch.metadata)
+            self.requeue(batch.provider, late, batch.metadata)
             return
         again = Batch(batch.provider, batch.key, [], {}, intent=intent, metadata=batch.metadata)
         for prepared, waiting in late:
             again.by_id[prepared.custom_id] = prepared
             add_waiters(again.pending, prepared.custom_id, waiting)
-        self._tracked[intent.intent_id] = again
-        self._resume(again)
+        self.inflight.follow(again)
+        self.resume(again)
 
     # -- closing ------------------------------------------------------------------------------
 
-    async def _shutdown(self, cancel: bool) -> dict[str, list[str]]:
+    async def shutdown(self, cancel: bool) -> dict[str, list[str]]:
+        """Stop following batches (on the loop): cancel them upstream with ``cancel``, else
+        leave them running for a later run; returns the batch ids under ``cancelled`` and
+        ``left_running``."""
         # A batch that has ended and answered every caller is only finishing its bookkeeping
         # (its last result bytes, the event that says it completed): let it, briefly.
         loop = asyncio.get_running_loop()
         until = loop.time() + _FINISHING_GRACE
         while loop.time() < until and any(
             b.status is not None and not b.pending and not b.finished
-            for b in list(self._tracked.values())
+            for b in self.inflight.batches()
         ):
             await asyncio.sleep(0.005)
-        running = [b for b in self._tracked.values() if b.record.batch_id and not b.finished]
+        running = [b for b in self.inflight.batches() if b.record.batch_id and not b.finished]
         report: dict[str, list[str]] = {"cancelled": [], "left_running": []}
         for batch in running:
             batch_id = batch.record.batch_id or ""
@@ -634,7 +714,7 @@ class Lifecycle:
                         batch.provider, functools.partial(batch.provider.cancel, probe)
                     )
                     report["cancelled"].append(batch_id)
-                    self._write_soon(self.journal.record_status, batch.intent_id, "cancelling")
+                    self.writer.soon(self.journal.record_status, batch.intent_id, "cancelling")
                     continue
                 except Exception as exc:
                     logger.warning("cancelling batch %s failed: %s", batch_id, exc)
@@ -643,7 +723,7 @@ class Lifecycle:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        providers = {b.provider for b in running} | {b.provider for b in self._tracked.values()}
+        providers = {b.provider for b in running} | {b.provider for b in self.inflight.batches()}
         for provider in providers:
             await provider.aclose()
         return report
