@@ -35,6 +35,7 @@ from ._batch import Batch, BatchRecord
 from ._cost import UsageMeter
 from ._errors import (
     BatchCancelledError,
+    BatchError,
     BatchExpiredError,
     BatchFailedError,
     SchedulerClosedError,
@@ -186,12 +187,7 @@ class BatchRunner:
         counts = {"total": status.total, "succeeded": status.succeeded, "failed": status.failed}
         self.writer.soon(self.journal.record_status, intent_id, status.raw_status, outcome, counts)
 
-    async def _call(
-        self,
-        provider: Provider,
-        fn: Callable[[], Awaitable[T]],
-        before_retry: Callable[[BaseException], Awaitable[None]] | None = None,
-    ) -> T:
+    async def _call(self, provider: Provider, fn: Callable[[], Awaitable[T]]) -> T:
         """A provider call, with transient failures retried."""
         policy = self.retry
         if policy.transient is not provider.is_transient:
@@ -203,7 +199,7 @@ class BatchRunner:
                 transient=provider.is_transient,
                 sleep=policy.sleep,
             )
-        return await policy.call(fn, before_retry=before_retry)
+        return await policy.call(fn)
 
     def _update(self, record: BatchRecord, status: BatchStatus) -> bool:
         """Copy a polled status onto the record; True if anything changed."""
@@ -290,28 +286,36 @@ class BatchRunner:
             self.writer.call(self.journal.record_intent, intent, list(batch.by_id))
         )
         metadata = {**record.metadata, INTENT_KEY: intent.intent_id}
-        found: BatchStatus | None = None
+        attempted = False
 
         async def create() -> BatchStatus:
-            if found is not None:
-                return found
+            # A create that failed may still have made the batch (its reply was lost): look
+            # before every retry, and never retry where nobody can look.
+            nonlocal attempted
+            if attempted:
+                if not provider.supports("reconcile"):
+                    raise BatchError(
+                        f"creating a batch at {record.provider} failed in a way that may have "
+                        f"made it; not retried, since {provider.name} cannot find a batch by "
+                        "the intent stamped on it, and a blind retry could pay twice"
+                    )
+                await intent_written
+                found = await provider.find_batch(
+                    intent.intent_id, intent.created_at, intent.requests
+                )
+                if found is not None:
+                    logger.info(
+                        "batch %s was created although its create call failed; following it",
+                        found.batch_id,
+                    )
+                    return found
+            attempted = True
             return await provider.submit(
                 batch.key, lines, metadata, before_create=lambda: asyncio.shield(intent_written)
             )
 
-        async def reconcile(_exc: BaseException) -> None:
-            # The failed create may have reached the provider: look before trying again.
-            nonlocal found
-            if intent_written.done() and not intent_written.exception():
-                try:
-                    found = await provider.find_batch(
-                        intent.intent_id, intent.created_at, intent.requests
-                    )
-                except Exception as exc:  # reconciling is best effort; the retry still runs
-                    logger.debug("reconciling intent %s: %s", intent.intent_id, exc)
-
         try:
-            status = await self._call(provider, create, before_retry=reconcile)
+            status = await self._call(provider, create)
         except Exception as exc:
             record.status = "submit_failed"
             logger.warning(
@@ -422,7 +426,7 @@ class BatchRunner:
         self.writer.soon(self.journal.forget_requests, batch.intent_id, leftover)
         if status.outcome == "expired" and self.on_expiry != "fail":
             items = self._take_waiting(batch, leftover)
-            if self.on_expiry == "realtime":
+            if self.on_expiry == "realtime" and batch.provider.supports("realtime"):
                 self._start(self._realtime(batch, items, "expired"))
                 return
             self._send_again(batch, items, status, self.max_resubmits)
@@ -588,6 +592,11 @@ class BatchRunner:
         status: BatchStatus | None
         if batch_id is None:
             # The process died between creating the batch and recording it, or before creating.
+            if not provider.supports("reconcile"):
+                self._submit_afresh(
+                    batch, f"{provider.name} cannot tell whether a batch was created for it"
+                )
+                return
             try:
                 status = await self._call(
                     provider,

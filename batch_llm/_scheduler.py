@@ -246,6 +246,11 @@ class Scheduler:
         fan_out: bool,
     ) -> list[RequestFuture]:
         adapter = resolve_provider(provider)
+        if deadline is not None and not adapter.supports("realtime"):
+            raise InvalidRequestError(
+                f"a deadline sends late requests realtime, and {adapter.name} has no realtime "
+                "API here"
+            )
         extra = {str(k): str(v) for k, v in metadata.items()} if metadata else None
         stamp = tuple(sorted(extra.items())) if extra else None
         prepared: list[Prepared | BaseException] = []
@@ -508,6 +513,8 @@ class Scheduler:
         counted as realtime in the cost report.
         """
         adapter = resolve_provider(provider)
+        if not adapter.supports("realtime"):
+            raise InvalidRequestError(f"{adapter.name} has no realtime API here")
         prepared = self._prepare(adapter, endpoint, body)
         future = RequestFuture(adapter.name)
         future.custom_id = prepared.custom_id

@@ -8,7 +8,6 @@ back as a JSONL stream at the batch's ``results_url``, matched to callers by ``c
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
@@ -33,7 +32,7 @@ from ._base import (
     encode_body,
     new_usage,
 )
-from ._sdk import SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
+from ._sdk import NO_SDK_RETRIES, SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -82,7 +81,7 @@ def _normalize_endpoint(endpoint: str) -> str:
     return path
 
 
-class AnthropicProvider(SDKProvider):
+class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
     """Anthropic's Message Batches API.
 
     The request body is exactly a non-streaming Messages API request, what
@@ -101,7 +100,6 @@ class AnthropicProvider(SDKProvider):
 
     name = "anthropic"
     default_host = "api.anthropic.com"
-    _client: AsyncAnthropic | None
 
     def __init__(
         self,
@@ -135,29 +133,21 @@ class AnthropicProvider(SDKProvider):
             ),
         )
 
-    @property
-    def client(self) -> AsyncAnthropic:
-        """The SDK client for the running event loop, built on first use."""
-        if self._client is not None:
-            return self._client
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
+    def _new_client(self) -> AsyncAnthropic:
+        from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
 
-            kwargs: dict[str, Any] = {
-                "http_client": DefaultAsyncHttpxClient(verify=shared_ssl_context()),
-                "base_url": self._base_url,
-                "default_headers": self._default_headers or None,
-            }
-            if self._api_key is not None:
-                kwargs["api_key"] = self._api_key
-            if self._timeout is not None:
-                kwargs["timeout"] = self._timeout
-            if self._max_retries is not None:
-                kwargs["max_retries"] = self._max_retries
-            client = self._clients[loop] = AsyncAnthropic(**kwargs)
-        return client
+        kwargs: dict[str, Any] = {
+            "http_client": DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+            "base_url": self._base_url,
+            "default_headers": self._default_headers or None,
+        }
+        if self._api_key is not None:
+            kwargs["api_key"] = self._api_key
+        if self._timeout is not None:
+            kwargs["timeout"] = self._timeout
+        if self._max_retries is not None:
+            kwargs["max_retries"] = self._max_retries
+        return AsyncAnthropic(**kwargs)
 
     # -- on the caller's thread ---------------------------------------------------------------
 
@@ -228,14 +218,15 @@ class AnthropicProvider(SDKProvider):
         parts.append(b"]}")
         payload = b"".join(parts)
         del parts
-        if before_create is not None:
-            await before_create()
         # The SDK's create() would re-encode every request; its post() takes bytes as they are.
-        batch = await self.client.post(
-            "/v1/messages/batches",
-            content=payload,
-            cast_to=MessageBatch,
-            options={"headers": {"Content-Type": "application/json"}},
+        batch = await self._create_once(
+            before_create,
+            lambda: self.client.with_options(**NO_SDK_RETRIES).post(
+                "/v1/messages/batches",
+                content=payload,
+                cast_to=MessageBatch,
+                options={"headers": {"Content-Type": "application/json"}},
+            ),
         )
         return self._status(batch)
 

@@ -4,6 +4,25 @@ The scheduler knows nothing of any provider: it asks the adapter which requests 
 batch (``Prepared.key``), how big a batch may grow (``limits``), and hands it finished groups of
 lines to submit, poll, read back and cancel. Everything a provider does differently lives in
 its adapter.
+
+An adapter must do eight things (the abstract methods of ``Provider``) and may do four more,
+which it declares in ``capabilities`` rather than leaving the scheduler to guess from a None:
+
+========== ======================= =====================================================
+capability method                  what depends on it
+========== ======================= =====================================================
+reconcile  ``find_batch``          a create whose reply was lost, or a crash between
+                                   creating a batch and journaling its id, is found again
+                                   instead of paid twice
+usage      ``usage``               token counts and cost (``cost_report``, events)
+list       ``list_batches``        ``batch-llm batches --remote``
+realtime   ``realtime``            deadlines and ``on_expiry="realtime"``
+========== ======================= =====================================================
+
+Adapters are built by a factory registered under their name (``register_provider``) that takes
+at least the keywords ``base_url`` and ``api_key`` (None: the provider's own default and
+environment): that is how the CLI reaches a journaled batch again from another process.
+``batch_llm.testing.ProviderContract`` is the suite an adapter passes to be done.
 """
 
 from __future__ import annotations
@@ -20,9 +39,11 @@ from urllib.parse import urlsplit, urlunsplit
 from .._errors import InvalidRequestError
 
 __all__ = [
+    "CAPABILITIES",
     "INTENT_KEY",
     "BatchState",
     "BatchStatus",
+    "Capability",
     "Limits",
     "Outcome",
     "Prepared",
@@ -38,6 +59,9 @@ INTENT_KEY = "batch_llm_intent"
 
 BatchState = Literal["validating", "in_progress", "finalizing", "cancelling", "ended"]
 Outcome = Literal["completed", "failed", "expired", "cancelled"]
+#: An optional duty an adapter declares it takes on (module docstring).
+Capability = Literal["reconcile", "usage", "list", "realtime"]
+CAPABILITIES: frozenset[Capability] = frozenset({"reconcile", "usage", "list", "realtime"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +234,19 @@ class Provider(abc.ABC):
     Results are read as named raw byte streams (``result_streams``, ``open_stream``) parsed by
     ``parse_stream``; the scheduler keeps a copy of the raw bytes in its journal and can parse
     them again later (``replay``) without asking the provider.
+
+    The abstract methods are required. ``capabilities`` names the optional ones this adapter
+    implements (``find_batch``, ``usage``, ``list_batches``, ``realtime``); the scheduler
+    calls no optional method an adapter does not declare.
     """
 
     name: ClassVar[str]
+    #: The optional duties this adapter takes on (module docstring).
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def supports(self, capability: Capability) -> bool:
+        """Whether this adapter declares ``capability``."""
+        return capability in self.capabilities
 
     @abc.abstractmethod
     def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Prepared:
@@ -243,22 +277,23 @@ class Provider(abc.ABC):
         """Ask the provider to cancel the batch."""
 
     async def list_batches(self, limit: int = 20) -> list[BatchStatus]:
-        """The account's most recent batches, newest first, at most ``limit`` of them (whoever
-        made them): for tools that show what is running."""
+        """Capability ``list``: the account's most recent batches, newest first, at most
+        ``limit`` of them (whoever made them), for tools that show what is running."""
         raise NotImplementedError(f"{self.name} cannot list its batches")
 
     # -- results ----------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def result_streams(self, status: BatchStatus) -> list[str]:
         """Names of an ended batch's result streams, in reading order."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def open_stream(
         self, status: BatchStatus, name: str
     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """The raw bytes of one result stream, as they arrive."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def parse_stream(
         self, status: BatchStatus, name: str, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[list[tuple[str, Any]]]:
@@ -269,7 +304,6 @@ class Provider(abc.ABC):
         ``BatchError`` for a request the batch never ran. Only ``status.batch_id`` and
         ``status.endpoint`` may be relied on: a replay has nothing else.
         """
-        raise NotImplementedError
 
     async def results(
         self, status: BatchStatus, sink: Callable[[str, bytes], object] | None = None
@@ -303,22 +337,23 @@ class Provider(abc.ABC):
     async def find_batch(
         self, intent_id: str, created_after: float, requests: int | None = None
     ) -> BatchStatus | None:
-        """The batch stamped with ``intent_id`` (created after that Unix time, holding
-        ``requests`` lines), if the provider has one: reconciles a crash between creating a
-        batch and recording its id."""
-        return None
+        """Capability ``reconcile``: the batch stamped with ``intent_id`` (created after that
+        Unix time, holding ``requests`` lines), or None if the provider has none. Reconciles a
+        create whose reply was lost, and a crash between creating a batch and recording it."""
+        raise NotImplementedError(f"{self.name} cannot find a batch by its intent")
 
     def usage(self, endpoint: str, body: Any, key: Hashable = None) -> Usage | None:
-        """The usage reported in one successful result ``body`` of ``endpoint`` (None if it
-        reports none); ``key`` is the batch's grouping key, when known, for providers whose
-        answers do not name their model.
+        """Capability ``usage``: the usage reported in one successful result ``body`` of
+        ``endpoint`` (None if that body reports none); ``key`` is the batch's grouping key,
+        when known, for providers whose answers do not name their model.
 
         Called once for every answer read, on the scheduler's loop: keep it to a few lookups.
         """
         return None
 
     async def realtime(self, prepared: Prepared) -> Any:
-        """Send one request through the realtime API; returns its body or raises its error."""
+        """Capability ``realtime``: send one request through the realtime API; returns its
+        body or raises its error."""
         raise NotImplementedError(f"{self.name} cannot send requests realtime")
 
     def is_transient(self, exc: BaseException) -> bool:

@@ -47,6 +47,7 @@ import importlib
 import io
 import json
 import os
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -189,7 +190,7 @@ def model_name(model: str) -> str:
     return str(_transformers.t_model(_converter(), model))
 
 
-class GeminiProvider(SDKProvider):
+class GeminiProvider(SDKProvider["Client"]):
     """Gemini batch mode (Gemini Developer API), through google-genai.
 
     See the module documentation for the request bodies and results.
@@ -213,7 +214,6 @@ class GeminiProvider(SDKProvider):
 
     name = "gemini"
     default_host = "generativelanguage.googleapis.com"
-    _client: Client | None
 
     def __init__(
         self,
@@ -248,7 +248,8 @@ class GeminiProvider(SDKProvider):
                 "GeminiProvider drives the Gemini Developer API; Vertex AI batch prediction "
                 "(GCS/BigQuery input) is not supported"
             )
-        # Each loop's entry is (SDK client, its transport client).
+        # The httpx client under each SDK client this adapter built, closed with it.
+        self._transports: weakref.WeakKeyDictionary[Client, Any] = weakref.WeakKeyDictionary()
         self._setup(
             client,
             self._api_key,
@@ -268,41 +269,38 @@ class GeminiProvider(SDKProvider):
         self._order: dict[str, tuple[str, ...]] = {}
         self._endpoints: dict[str, tuple[str, str]] = {}
 
-    @property
-    def client(self) -> Client:
-        """The SDK client for the running event loop, built on first use."""
-        if self._client is not None:
-            return self._client
-        loop = asyncio.get_running_loop()
-        built = self._clients.get(loop)
-        if built is None:
-            genai = _genai()
-            import httpx
+    def _new_client(self) -> Client:
+        genai = _genai()
+        import httpx
 
-            context = shared_ssl_context()
-            # An httpx client of our own: the shared TLS context, and no aiohttp session
-            # (which google-genai prefers when aiohttp is installed) to tie to this loop.
-            transport_client = httpx.AsyncClient(
-                verify=context, timeout=None, follow_redirects=True
-            )
-            options: dict[str, Any] = {
-                "client_args": {"verify": context},
-                "async_client_args": {"verify": context},
-                "httpx_async_client": transport_client,
-                "retry_options": {"attempts": self._max_retries + 1},
-            }
-            if self._base_url is not None:
-                options["base_url"] = self._base_url
-            if self._api_version is not None:
-                options["api_version"] = self._api_version
-            if self._default_headers:
-                options["headers"] = dict(self._default_headers)
-            if self._timeout is not None:
-                options["timeout"] = int(self._timeout * 1000)  # the SDK counts milliseconds
-            sdk_client = genai.Client(api_key=self._api_key, http_options=options)
-            built = self._clients[loop] = (sdk_client, transport_client)
-        client: Client = built[0]
+        context = shared_ssl_context()
+        # An httpx client of our own: the shared TLS context, and no aiohttp session (which
+        # google-genai prefers when aiohttp is installed) to tie to this loop.
+        transport_client = httpx.AsyncClient(verify=context, timeout=None, follow_redirects=True)
+        options: dict[str, Any] = {
+            "client_args": {"verify": context},
+            "async_client_args": {"verify": context},
+            "httpx_async_client": transport_client,
+            "retry_options": {"attempts": self._max_retries + 1},
+        }
+        if self._base_url is not None:
+            options["base_url"] = self._base_url
+        if self._api_version is not None:
+            options["api_version"] = self._api_version
+        if self._default_headers:
+            options["headers"] = dict(self._default_headers)
+        if self._timeout is not None:
+            options["timeout"] = int(self._timeout * 1000)  # the SDK counts milliseconds
+        client: Client = genai.Client(api_key=self._api_key, http_options=options)
+        self._transports[client] = transport_client
         return client
+
+    async def _close_client(self, client: Client) -> None:
+        await client.aio.aclose()
+        client.close()
+        transport = self._transports.pop(client, None)
+        if transport is not None:
+            await transport.aclose()
 
     # -- on the caller's thread ---------------------------------------------------------------
 
@@ -387,9 +385,10 @@ class GeminiProvider(SDKProvider):
             items.clear()
             name = await self._upload(lines, display)
             payload = head + b'{"fileName":' + json.dumps(name).encode() + b"}}}"
-        if before_create is not None:
-            await before_create()
-        operation, raw = await self._request("post", f"{model}:{_CREATE[endpoint]}", payload)
+        operation, raw = await self._create_once(
+            before_create,
+            lambda: self._request("post", f"{model}:{_CREATE[endpoint]}", payload, retries=False),
+        )
         status = self._status(operation, raw)
         self._order[status.batch_id] = tuple(line.custom_id for line in lines)
         self._endpoints[status.batch_id] = (endpoint, model)
@@ -524,19 +523,10 @@ class GeminiProvider(SDKProvider):
             )
         )
 
-    async def aclose(self) -> None:
-        built = self._clients.pop(asyncio.get_running_loop(), None)
-        if built is None:
-            return
-        sdk_client, transport_client = built
-        await sdk_client.aio.aclose()
-        sdk_client.close()
-        await transport_client.aclose()
-
     # -- helpers ------------------------------------------------------------------------------
 
     async def _request(
-        self, method: str, path: str, payload: bytes | None = None
+        self, method: str, path: str, payload: bytes | None = None, *, retries: bool = True
     ) -> tuple[Any, bytes]:
         """One call through the SDK's own transport (auth, base URL, retries, error types),
         with the body sent as the bytes given; the answer decoded, and as it came.
@@ -548,7 +538,11 @@ class GeminiProvider(SDKProvider):
         http_request = api_client._build_request(method, path, {}, None)
         if payload is not None:
             http_request.data = payload
-        response = await api_client._async_request(http_request=http_request, stream=False)
+        # Per-call retry options replace the client's: one attempt where a retry could pay twice.
+        options: Any = None if retries else {"retry_options": {"attempts": 1}}
+        response = await api_client._async_request(
+            http_request=http_request, http_options=options, stream=False
+        )
         text = response.response_stream[0] if response.response_stream else ""
         raw = text.encode() if isinstance(text, str) else bytes(text or b"")
         if not raw:

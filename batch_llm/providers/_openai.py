@@ -7,7 +7,6 @@ file whose lines are matched to callers by ``custom_id`` (their order is not gua
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
@@ -33,7 +32,7 @@ from ._base import (
     encode_body,
     new_usage,
 )
-from ._sdk import SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
+from ._sdk import NO_SDK_RETRIES, SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -70,7 +69,7 @@ def normalize_endpoint(endpoint: str) -> str:
     return path.rstrip("/")
 
 
-class OpenAIProvider(SDKProvider):
+class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
     """OpenAI's Batch API, or any server that speaks it.
 
     Args:
@@ -87,7 +86,6 @@ class OpenAIProvider(SDKProvider):
 
     name = "openai"
     default_host = "api.openai.com"
-    _client: AsyncOpenAI | None
 
     def __init__(
         self,
@@ -132,30 +130,22 @@ class OpenAIProvider(SDKProvider):
             ),
         )
 
-    @property
-    def client(self) -> AsyncOpenAI:
-        """The SDK client for the running event loop, built on first use."""
-        if self._client is not None:
-            return self._client
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+    def _new_client(self) -> AsyncOpenAI:
+        from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
-            kwargs: dict[str, Any] = {
-                "http_client": DefaultAsyncHttpxClient(verify=shared_ssl_context()),
-                "api_key": self._api_key,
-                "base_url": self._base_url,
-                "organization": self._organization,
-                "project": self._project,
-                "default_headers": self._default_headers or None,
-            }
-            if self._timeout is not None:
-                kwargs["timeout"] = self._timeout
-            if self._max_retries is not None:
-                kwargs["max_retries"] = self._max_retries
-            client = self._clients[loop] = AsyncOpenAI(**kwargs)
-        return client
+        kwargs: dict[str, Any] = {
+            "http_client": DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+            "api_key": self._api_key,
+            "base_url": self._base_url,
+            "organization": self._organization,
+            "project": self._project,
+            "default_headers": self._default_headers or None,
+        }
+        if self._timeout is not None:
+            kwargs["timeout"] = self._timeout
+        if self._max_retries is not None:
+            kwargs["max_retries"] = self._max_retries
+        return AsyncOpenAI(**kwargs)
 
     # -- on the caller's thread ---------------------------------------------------------------
 
@@ -225,13 +215,14 @@ class OpenAIProvider(SDKProvider):
             purpose=self.file_purpose,  # type: ignore[arg-type]
         )
         del payload
-        if before_create is not None:
-            await before_create()
-        batch = await self.client.batches.create(
-            input_file_id=uploaded.id,
-            endpoint=endpoint,  # type: ignore[arg-type]
-            completion_window=self.completion_window,  # type: ignore[arg-type]
-            metadata=_clip_metadata(metadata) or None,
+        batch = await self._create_once(
+            before_create,
+            lambda: self.client.with_options(**NO_SDK_RETRIES).batches.create(
+                input_file_id=uploaded.id,
+                endpoint=endpoint,  # type: ignore[arg-type]
+                completion_window=self.completion_window,  # type: ignore[arg-type]
+                metadata=_clip_metadata(metadata) or None,
+            ),
         )
         return self._status(batch)
 

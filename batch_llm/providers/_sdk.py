@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import functools
 import hashlib
@@ -10,32 +11,41 @@ import os
 import ssl
 import sys
 import weakref
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .._gc import gc_paused
-from ._base import Provider
+from ._base import CAPABILITIES, Capability, Provider
 
 __all__ = ["SDKProvider", "http_module_of", "iter_json_chunks", "shared_ssl_context"]
 
 
-class SDKProvider(Provider):
+ClientT = TypeVar("ClientT")
+T = TypeVar("T")
+
+#: Per-call options that switch a Stainless SDK's own retries off (openai, anthropic).
+NO_SDK_RETRIES: dict[str, Any] = {"max_retries": 0}
+
+
+class SDKProvider(Provider, Generic[ClientT]):
     """An adapter driving a provider's SDK: what the OpenAI, Anthropic and Gemini adapters share.
 
     - Two adapters built with the same settings are equal (they share queues), so equality
       covers every setting that changes where or how a batch is sent; the key enters only as
       a digest, never in a form that could be printed.
     - An async client's connection pool belongs to the event loop it first ran on, and one
-      adapter may serve several schedulers (each with its own loop): one client per loop,
-      unless the caller handed one in.
+      adapter may serve several schedulers (each with its own loop): one client per loop
+      (``client``, built by ``_new_client``), unless the caller handed one in.
+    - The call that creates a batch goes through ``_create_once``: never retried by the SDK.
     """
 
     #: The provider's own API, named by ``describe`` when no base URL is set.
     default_host: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = CAPABILITIES
 
     _base_url: str | None
-    _client: Any
+    _client: ClientT | None
 
     def _setup(self, client: Any, api_key: str | None, settings: tuple[Hashable, ...]) -> None:
         """Keep ``client`` (None: build one per loop) and the adapter's identity: its name,
@@ -43,7 +53,7 @@ class SDKProvider(Provider):
         self._client = client
         if client is None:
             shared_ssl_context()  # pay the one-time TLS set-up here, not on the first batch
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientT] = (
             weakref.WeakKeyDictionary()
         )
         key_digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
@@ -74,10 +84,41 @@ class SDKProvider(Provider):
     def identity(self) -> str:
         return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]
 
+    @property
+    def client(self) -> ClientT:
+        """The SDK client for the running event loop, built on first use."""
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._new_client()
+        return client
+
+    @abc.abstractmethod
+    def _new_client(self) -> ClientT:
+        """A new SDK client for the running loop, with the adapter's settings."""
+
+    async def _close_client(self, client: ClientT) -> None:
+        await client.close()  # type: ignore[attr-defined]
+
     async def aclose(self) -> None:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
-            await client.close()
+            await self._close_client(client)
+
+    async def _create_once(
+        self,
+        before_create: Callable[[], Awaitable[None]] | None,
+        create: Callable[[], Awaitable[T]],
+    ) -> T:
+        """The call that creates a batch, once the journal's intent is durable
+        (``before_create``). ``create`` must switch the SDK's own retries off: a create whose
+        reply was lost may have made the batch, and a blind retry would make (and bill) a
+        second one. The runner retries only after reconciling through ``find_batch``."""
+        if before_create is not None:
+            await before_create()
+        return await create()
 
 
 @functools.cache
