@@ -3,13 +3,21 @@ request counts foretell. Everything runs on an injected clock; nothing waits."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from core_helpers import wait_for
 
-from batch_llm import PollPolicy, Scheduler
+import batch_llm
+from batch_llm import OpenAIProvider, PollPolicy, Scheduler, SchedulerClosedError
 from batch_llm._poll import PollWatch
+from batch_llm._retry import RetryPolicy
+from batch_llm.emulator import Emulator
 from batch_llm.providers import BatchStatus
 
 EPOCH = 1_700_000_000.0
@@ -272,3 +280,41 @@ def test_settings_reach_the_schedulers_policy(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("BATCH_LLM_POLL_MAX")
     with Scheduler(journal="off") as scheduler:
         assert (scheduler.poll_policy.initial, scheduler.poll_policy.cap) == (1.0, 3600.0)
+
+
+# -- through the lifecycle ----------------------------------------------------------------------
+
+
+def test_a_resumed_batch_is_polled_for_its_age_against_the_emulator(
+    emulator: Emulator, openai_provider: OpenAIProvider, tmp_path: Path
+) -> None:
+    """A later run picks up a batch the provider created two hours ago (by the policy's
+    clock): its first polls wait a share of those two hours, not the first interval."""
+    journal = tmp_path / "journal.sqlite3"
+    fast: dict[str, Any] = {"retry": RetryPolicy(attempts=4, initial=0.01, cap=0.05)}
+    emulator.knobs.processing_delay = 60  # still running when the second run looks
+    bodies = [
+        {"model": "gpt-4o", "temperature": 0, "messages": [{"role": "user", "content": f"{i}"}]}
+        for i in range(10)
+    ]
+    first = Scheduler(journal=journal, poll_interval=0.02, poll_max=0.1, **fast)
+    first.submit_many(openai_provider, "/v1/chat/completions", bodies)
+    wait_for(lambda: first.batches and first.batches[0].status == "in_progress")
+    first.close()
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0.01)  # the waits themselves are not the point
+
+    later = PollPolicy(initial=0.02, jitter=0.0, clock=lambda: time.time() + 7200)
+    with Scheduler(journal=journal, poll_policy=later, sleep=record, **fast) as second:
+        futures = second.submit_many(openai_provider, "/v1/chat/completions", bodies)
+        wait_for(lambda: len(waits) >= 3)
+        assert second.batches[0].resumed
+    assert emulator.stats.batches_created == 1
+    # Two hours old and its counts telling nothing yet: 8 % of its age, not 0.02 s.
+    assert all(w >= 0.08 * 7200 * 0.99 for w in waits[:3])
+    with pytest.raises(SchedulerClosedError):
+        batch_llm.wait(futures, timeout=5)
