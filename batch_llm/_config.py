@@ -14,7 +14,7 @@ ProgressOption = bool | Callable[..., Any] | None
 
 _DEFAULT_WINDOW = 3.0
 _DEFAULT_POLL_INTERVAL = 1.0
-_DEFAULT_POLL_MAX = 300.0
+_DEFAULT_POLL_MAX = 3600.0
 
 
 def _env_float(name: str, default: float) -> float:

@@ -360,9 +360,10 @@ class BatchRunner:
 
     async def _wait_until_ended(self, batch: Batch, status: BatchStatus) -> BatchStatus | None:
         provider, record = batch.provider, batch.record
-        started = self._clock()
+        # Counted from the provider's creation time, so a resumed batch is polled for its age.
+        watch = self.poll_policy.watch(created=batch.intent.created_at)
         while not status.ended:
-            delay = self.poll_policy.delay(self._clock() - started)
+            delay = watch.next_delay(status)
             due = _earliest_deadline(batch.pending)
             if due is not None:
                 delay = min(delay, max(0.0, due - self._clock()))

@@ -57,7 +57,7 @@ class Scheduler:
         window: seconds a queue waits for more single requests before it is submitted
             (default ``BATCH_LLM_WINDOW`` or 3). ``submit_many`` and ``flush`` never wait for it.
         poll_interval: the first poll interval (default ``BATCH_LLM_POLL_INTERVAL`` or 1 s).
-        poll_max: the longest poll interval (default ``BATCH_LLM_POLL_MAX`` or 300 s).
+        poll_max: the longest poll interval (default ``BATCH_LLM_POLL_MAX`` or 3600 s).
         poll_policy: a full ``PollPolicy``, instead of the two settings above.
         journal: where submissions are recorded so a re-run resumes instead of paying again:
             a path, a ``Journal``, or "off"; default ``BATCH_LLM_JOURNAL``, else a SQLite file
