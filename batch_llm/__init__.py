@@ -36,6 +36,7 @@ from ._scheduler import BatchRecord, Scheduler
 from ._waiting import gather, wait
 from .providers import (
     AnthropicProvider,
+    FakeProvider,
     GeminiProvider,
     OpenAIProvider,
     Provider,
@@ -60,6 +61,7 @@ __all__ = [
     "CostRow",
     "DryRunError",
     "DryRunReport",
+    "FakeProvider",
     "GeminiProvider",
     "InvalidRequestError",
     "JsonlEvents",

@@ -123,6 +123,8 @@ class Scheduler:
         self.poll_policy = poll_policy or PollPolicy(
             initial=self.config.poll_interval,
             cap=max(self.config.poll_max, self.config.poll_interval),
+            # An injected clock times polls too, so a test's fake time drives everything.
+            clock=clock or time.time,
         )
         # A dry run neither reads nor writes the journal: it plans as if nothing was sent before.
         self.journal = open_journal("off" if self.dry_run else journal)

@@ -13,8 +13,10 @@ from typing import Any
 from .._errors import UnknownProviderError
 from ._anthropic import AnthropicProvider
 from ._base import (
+    CAPABILITIES,
     BatchState,
     BatchStatus,
+    Capability,
     Limits,
     Outcome,
     Prepared,
@@ -22,15 +24,20 @@ from ._base import (
     Usage,
     encode_body,
 )
+from ._fake import FakeProvider, FakeStatusError
 from ._gemini import GeminiProvider
 from ._openai import OpenAIProvider
 from ._presets import PRESETS, OpenAICompatibleProvider, Preset, preset_classes
 
 __all__ = [
+    "CAPABILITIES",
     "PRESETS",
     "AnthropicProvider",
     "BatchState",
     "BatchStatus",
+    "Capability",
+    "FakeProvider",
+    "FakeStatusError",
     "GeminiProvider",
     "Limits",
     "OpenAICompatibleProvider",
@@ -51,6 +58,7 @@ _factories: dict[str, Callable[..., Provider]] = {
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
     "google_genai": GeminiProvider,  # LangChain's name for the provider
+    "fake": FakeProvider,
     **preset_classes(),
 }
 _interned: dict[Provider, Provider] = {}
@@ -58,7 +66,11 @@ _lock = threading.Lock()
 
 
 def register_provider(name: str, factory: Callable[..., Provider]) -> None:
-    """Make ``resolve_provider(name, **options)`` build adapters with ``factory(**options)``."""
+    """Make ``resolve_provider(name, **options)`` build adapters with ``factory(**options)``.
+
+    The factory takes at least the keywords ``base_url`` and ``api_key`` (None: the provider's
+    own default and environment): the CLI reaches a journaled batch again through them.
+    """
     with _lock:
         _factories[name] = factory
 

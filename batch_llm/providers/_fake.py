@@ -91,7 +91,8 @@ class FakeProvider(Provider):
     Args:
         knobs: the faults and delays (``batch_llm.emulator.Knobs``); live, so a test may
             change them between batches.
-        clock: the time batches age by (seconds, monotonic); pass the scheduler's.
+        clock: the time batches age by (Unix seconds, as providers stamp batches); pass the
+            scheduler's when it has an injected one.
         base_url, api_key: taken, as every provider factory takes them, and ignored.
         max_requests, max_bytes, max_inputs: the limits of one batch.
 
@@ -108,7 +109,7 @@ class FakeProvider(Provider):
         self,
         *,
         knobs: Knobs | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         base_url: str | None = None,
         api_key: str | None = None,
         max_requests: int = 50_000,
@@ -121,7 +122,6 @@ class FakeProvider(Provider):
         self._clock = clock
         self._limits = Limits(max_requests, max_bytes, max_inputs)
         self._batches: dict[str, _FakeBatch] = {}
-        self._created_wall: dict[str, float] = {}
         self._lost_replies = 0
         self.calls: dict[str, int] = {}
         self.batches_created = 0
@@ -185,7 +185,6 @@ class FakeProvider(Provider):
             knobs=self.knobs.copy(),
         )
         self._batches[batch.batch_id] = batch
-        self._created_wall[batch.batch_id] = time.time()
         self.batches_created += 1
         self.lines_submitted += len(lines)
         lose = getattr(self.knobs, "lose_create_reply", None)
@@ -325,7 +324,7 @@ class FakeProvider(Provider):
             outcome=raw if ended else None,  # type: ignore[arg-type]
             reason=batch.knobs.fail_validation if raw == "failed" else None,
             endpoint=batch.endpoint,
-            times={"created": self._created_wall.get(batch.batch_id, 0.0)},
+            times={"created": batch.created},
             handle=batch,
         )
 

@@ -20,6 +20,7 @@ def test_core_public_names_are_pinned() -> None:
             "CostRow",
             "DryRunError",
             "DryRunReport",
+            "FakeProvider",
             "GeminiProvider",
             "InvalidRequestError",
             "JsonlEvents",
