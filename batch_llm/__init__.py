@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._codecs import BatchRequest, CodecEntry, codec_entries, find_codec, register_codec
 from ._config import Config
 from ._cost import CostReport, CostRow, PriceTable, get_prices, set_prices
 from ._default import cost_report, dry_run, get_scheduler, set_scheduler
@@ -56,6 +57,8 @@ __all__ = [
     "BatchFailedError",
     "BatchLLMError",
     "BatchRecord",
+    "BatchRequest",
+    "CodecEntry",
     "Config",
     "CostReport",
     "CostRow",
@@ -78,11 +81,14 @@ __all__ = [
     "UnknownProviderError",
     "UnsupportedEndpointError",
     "__version__",
+    "codec_entries",
     "cost_report",
     "dry_run",
+    "find_codec",
     "gather",
     "get_prices",
     "get_scheduler",
+    "register_codec",
     "resolve_provider",
     "set_prices",
     "set_scheduler",
