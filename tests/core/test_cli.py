@@ -24,9 +24,9 @@ from batch_llm import (
     OpenAIProvider,
     Scheduler,
 )
-from batch_llm._cli_output import Output
 from batch_llm._journal import Intent, SQLiteJournal
 from batch_llm.cli import main
+from batch_llm.cli._output import Output
 from batch_llm.emulator import Emulator
 
 CHAT = "/v1/chat/completions"
