@@ -32,6 +32,8 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+from ._files import make_private_dirs, open_private
+
 __all__ = ["EVENTS", "JsonlEvents", "events_from_env", "log_event"]
 
 logger = logging.getLogger("batch_llm")
@@ -57,7 +59,8 @@ class JsonlEvents:
 
     Thread-safe: one instance may serve several schedulers. Each line is flushed as it is
     written, so a crashed run still leaves every event it emitted. Setting
-    ``BATCH_LLM_EVENTS=/path/events.jsonl`` attaches one to every scheduler.
+    ``BATCH_LLM_EVENTS=/path/events.jsonl`` attaches one to every scheduler. A file is made
+    readable by its owner only (0600), as are the folders this creates for it (0700).
     """
 
     def __init__(self, target: str | os.PathLike[str] | IO[str]) -> None:
@@ -65,9 +68,9 @@ class JsonlEvents:
         self.path: Path | None
         if isinstance(target, str | os.PathLike):
             self.path = Path(target).expanduser()
-            if self.path.parent != Path():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            make_private_dirs(self.path.parent)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
+            self._stream: IO[str] = open(fd, "a", encoding="utf-8")  # noqa: SIM115
             self._owned = True
         else:
             self.path = None
