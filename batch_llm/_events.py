@@ -20,7 +20,9 @@ emitted:
 - ``request_escalated``: one request was sent realtime (``custom_id``, ``reason``: ``deadline``
   or ``expired``).
 
-Nothing in an event comes from a credential: ``provider`` is the adapter's description.
+Nothing in an event comes from a credential: ``provider`` is the adapter's description, and
+``reason`` (often an SDK error's message) passes through ``redact``, as does every record of
+the ``batch_llm`` logger.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from ._files import make_private_dirs, open_private
+from ._redact import RedactingFilter, redact
 
-__all__ = ["EVENTS", "JsonlEvents", "events_from_env", "log_event"]
+__all__ = ["EVENTS", "JsonlEvents", "event_fields", "events_from_env", "log_event"]
 
 logger = logging.getLogger("batch_llm")
+# Every module logs to this one logger, so this one filter sees every line the library logs.
+logger.addFilter(RedactingFilter())
 
 EVENTS = (
     "batch_submitted",
@@ -116,6 +121,15 @@ def events_from_env() -> JsonlEvents | None:
         if listener is None or (listener._stream.closed):
             listener = _shared[path] = JsonlEvents(path)
         return listener
+
+
+def event_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """An event's own fields as listeners may see them: ``reason``, free text that often
+    quotes an SDK error (and so a URL or a key), redacted."""
+    reason = fields.get("reason")
+    if isinstance(reason, str):
+        return {**fields, "reason": redact(reason)}
+    return fields
 
 
 def log_event(payload: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from ._errors import (
     RequestTooLargeError,
     SchedulerClosedError,
 )
-from ._events import events_from_env, log_event
+from ._events import event_fields, events_from_env, log_event
 from ._futures import RequestFuture
 from ._gc import gc_paused
 from ._journal import Intent, Journal, open_journal
@@ -184,7 +184,7 @@ class Scheduler(Lifecycle):
         }
         if record.metadata:
             payload["metadata"] = dict(record.metadata)
-        payload.update(extra)
+        payload.update(event_fields(extra))
         log_event(payload)
         for listener in list(self._listeners):
             try:

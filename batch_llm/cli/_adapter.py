@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 from .._errors import BatchLLMError
 from .._journal import Intent
+from .._redact import redact
 from ..providers import Provider, resolve_provider
-from ._errors import CLIError, redact
+from ._errors import CLIError
 
 __all__ = ["adapter_for", "run_async"]
 

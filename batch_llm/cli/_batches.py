@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from .._journal import Intent, SQLiteJournal
+from .._redact import redact
 from ..providers import BatchStatus, Provider
 from ._adapter import adapter_for, run_async
-from ._errors import CLIError, redact
+from ._errors import CLIError
 from ._journal import find_intent, open_existing_journal, probe, stored_results
 from ._output import Output, iso_time, local_time
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from .._cost import CostReport, UsageMeter, format_money
 from .._journal import Intent, Journal
+from .._redact import redact
 from ._adapter import adapter_for, run_async
-from ._errors import CLIError, redact
+from ._errors import CLIError
 from ._journal import batch_key, open_existing_journal, stored_results
 from ._output import Output, local_time
 

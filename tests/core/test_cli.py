@@ -197,6 +197,25 @@ def test_results_are_jsonl_one_line_per_request(
     assert target.read_text().splitlines() == run.out.splitlines()
 
 
+def test_results_mask_a_credential_that_an_error_quotes(
+    env: Emulator, journal_path: Path, cli: Any
+) -> None:
+    quoted = "http://user:sk-quoted-0123456789@docs.invalid/v1?token=sk-quoted-0123456789"
+    bodies = [chat(1), chat(f"[[emulator:error 400 see {quoted}]]")]
+    with Scheduler(journal=journal_path, **FAST) as scheduler:
+        batch_llm.wait(
+            scheduler.submit_many(OpenAIProvider(), CHAT, bodies), return_exceptions=True
+        )
+        batch_id = str(scheduler.batches[0].batch_id)
+    wait_for(lambda: SQLiteJournal(journal_path).intents()[0].results_stored)
+
+    run = cli("batches", "results", batch_id)
+    answer, error = (json.loads(line) for line in run.out.splitlines())
+    assert "response" in answer
+    assert "see http://docs.invalid/v1?token=***" in error["error"]["message"]
+    assert "sk-quoted" not in run.out
+
+
 def test_results_of_a_batch_the_journal_does_not_hold_come_from_the_provider(
     env: Emulator, cli: Any
 ) -> None:
