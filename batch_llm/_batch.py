@@ -9,9 +9,9 @@ from typing import Any
 
 from ._cost import UsageMeter, model_from_key
 from ._journal import Intent
+from ._redact import public_url
 from ._waiters import Waiters, all_cancelled
 from .providers import BatchStatus, Limits, Prepared, Provider
-from .providers._base import public_url
 
 __all__ = ["Batch", "BatchRecord", "Queue"]
 

@@ -20,7 +20,9 @@ emitted:
 - ``request_escalated``: one request was sent realtime (``custom_id``, ``reason``: ``deadline``
   or ``expired``).
 
-Nothing in an event comes from a credential: ``provider`` is the adapter's description.
+Nothing in an event comes from a credential: ``provider`` is the adapter's description, and
+``reason`` (often an SDK error's message) passes through ``redact``, as does every record of
+the ``batch_llm`` logger.
 """
 
 from __future__ import annotations
@@ -33,9 +35,22 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["EVENTS", "EventHub", "JsonlEvents", "Listener", "events_from_env", "log_event"]
+from ._files import make_private_dirs, open_private
+from ._redact import RedactingFilter, redact
+
+__all__ = [
+    "EVENTS",
+    "EventHub",
+    "JsonlEvents",
+    "Listener",
+    "event_fields",
+    "events_from_env",
+    "log_event",
+]
 
 logger = logging.getLogger("batch_llm")
+# Every module logs to this one logger, so this one filter sees every line the library logs.
+logger.addFilter(RedactingFilter())
 
 EVENTS = (
     "batch_submitted",
@@ -90,7 +105,8 @@ class JsonlEvents:
 
     Thread-safe: one instance may serve several schedulers. Each line is flushed as it is
     written, so a crashed run still leaves every event it emitted. Setting
-    ``BATCH_LLM_EVENTS=/path/events.jsonl`` attaches one to every scheduler.
+    ``BATCH_LLM_EVENTS=/path/events.jsonl`` attaches one to every scheduler. A file is made
+    readable by its owner only (0600), as are the folders this creates for it (0700).
     """
 
     def __init__(self, target: str | os.PathLike[str] | IO[str]) -> None:
@@ -98,9 +114,9 @@ class JsonlEvents:
         self.path: Path | None
         if isinstance(target, str | os.PathLike):
             self.path = Path(target).expanduser()
-            if self.path.parent != Path():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            make_private_dirs(self.path.parent)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
+            self._stream: IO[str] = open(fd, "a", encoding="utf-8")  # noqa: SIM115
             self._owned = True
         else:
             self.path = None
@@ -146,6 +162,15 @@ def events_from_env() -> JsonlEvents | None:
         if listener is None or (listener._stream.closed):
             listener = _shared[path] = JsonlEvents(path)
         return listener
+
+
+def event_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """An event's own fields as listeners may see them: ``reason``, free text that often
+    quotes an SDK error (and so a URL or a key), redacted."""
+    reason = fields.get("reason")
+    if isinstance(reason, str):
+        return {**fields, "reason": redact(reason)}
+    return fields
 
 
 def log_event(payload: dict[str, Any]) -> None:

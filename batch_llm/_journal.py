@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._files import make_private_dirs, open_private
+
 __all__ = [
     "Counts",
     "Intent",
@@ -275,12 +277,10 @@ class SQLiteJournal(Journal):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent)
         # Create the file private before SQLite opens it: it names batches and may hold
         # answers. WAL and shared-memory files are made private as they appear.
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)
+        os.close(open_private(self.path, os.O_RDWR))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

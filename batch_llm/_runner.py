@@ -40,7 +40,7 @@ from ._errors import (
     BatchFailedError,
     SchedulerClosedError,
 )
-from ._events import EventHub
+from ._events import EventHub, event_fields
 from ._futures import RequestFuture
 from ._inflight import InFlight
 from ._journal import NullJournal
@@ -117,7 +117,7 @@ def batch_event(event: str, record: BatchRecord, **extra: Any) -> dict[str, Any]
     }
     if record.metadata:
         payload["metadata"] = dict(record.metadata)
-    payload.update(extra)
+    payload.update(event_fields(extra))
     return payload
 
 

@@ -114,9 +114,6 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
         client: AsyncAnthropic | None = None,
     ) -> None:
         self._api_key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY")
-        self._base_url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or "").rstrip(
-            "/"
-        ) or None
         self._default_headers = dict(default_headers or {})
         self._timeout = timeout
         self._max_retries = max_retries
@@ -124,6 +121,7 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
         self._setup(
             client,
             self._api_key,
+            (base_url or os.environ.get("ANTHROPIC_BASE_URL") or "").rstrip("/") or None,
             (
                 tuple(sorted(self._default_headers.items())),
                 timeout,
@@ -137,7 +135,9 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
         from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
 
         kwargs: dict[str, Any] = {
-            "http_client": DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+            "http_client": DefaultAsyncHttpxClient(
+                verify=shared_ssl_context(), auth=self._url_credentials
+            ),
             "base_url": self._base_url,
             "default_headers": self._default_headers or None,
         }

@@ -34,7 +34,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mappin
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import InvalidRequestError
 
@@ -51,7 +50,6 @@ __all__ = [
     "Usage",
     "encode_body",
     "new_usage",
-    "public_url",
 ]
 
 #: The batch-metadata key under which the scheduler stamps its journal intent id.
@@ -370,27 +368,16 @@ class Provider(abc.ABC):
         """Release network clients."""
 
     def describe(self) -> str:
-        """A short name for logs, without secrets."""
+        """A short name for logs, without secrets (a URL in it goes through ``public_url``)."""
         return self.name
 
     @property
     def base_url(self) -> str | None:
         """Where the adapter sends its calls when not the provider's own API (None): with the
-        adapter's name, what a later process needs to find its batches again (credentials
-        come from that process's environment). See ``public_url`` before printing it."""
+        adapter's name, what a later process needs to find its batches again. Without
+        credentials (no user info, query or fragment): they come from that process's
+        environment."""
         return None
-
-
-def public_url(url: str | None) -> str | None:
-    """A base URL fit to print or keep: user info, query string and fragment dropped (a
-    credential may hide in any of them)."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return url.split("?", 1)[0].split("#", 1)[0]
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 async def _tee(

@@ -235,7 +235,6 @@ class GeminiProvider(SDKProvider["Client"]):
             if api_key is not None
             else os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
         )
-        self._base_url = base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or None
         self._api_version = api_version
         self._default_headers = dict(default_headers or {})
         self._timeout = timeout
@@ -253,6 +252,7 @@ class GeminiProvider(SDKProvider["Client"]):
         self._setup(
             client,
             self._api_key,
+            base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or None,
             (
                 api_version,
                 tuple(sorted(self._default_headers.items())),
@@ -276,7 +276,9 @@ class GeminiProvider(SDKProvider["Client"]):
         context = shared_ssl_context()
         # An httpx client of our own: the shared TLS context, and no aiohttp session (which
         # google-genai prefers when aiohttp is installed) to tie to this loop.
-        transport_client = httpx.AsyncClient(verify=context, timeout=None, follow_redirects=True)
+        transport_client = httpx.AsyncClient(
+            verify=context, timeout=None, follow_redirects=True, auth=self._url_credentials
+        )
         options: dict[str, Any] = {
             "client_args": {"verify": context},
             "async_client_args": {"verify": context},

@@ -105,7 +105,6 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         client: AsyncOpenAI | None = None,
     ) -> None:
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self._base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/") or None
         self._organization = organization
         self._project = project
         self._default_headers = dict(default_headers or {})
@@ -118,6 +117,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         self._setup(
             client,
             self._api_key,
+            (base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/") or None,
             (
                 organization,
                 project,
@@ -134,7 +134,9 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
         kwargs: dict[str, Any] = {
-            "http_client": DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+            "http_client": DefaultAsyncHttpxClient(
+                verify=shared_ssl_context(), auth=self._url_credentials
+            ),
             "api_key": self._api_key,
             "base_url": self._base_url,
             "organization": self._organization,

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .._gc import gc_paused
+from .._redact import public_url, split_userinfo
 from ._base import CAPABILITIES, Capability, Provider
 
 __all__ = ["SDKProvider", "http_module_of", "iter_json_chunks", "shared_ssl_context"]
@@ -34,6 +35,10 @@ class SDKProvider(Provider, Generic[ClientT]):
     - Two adapters built with the same settings are equal (they share queues), so equality
       covers every setting that changes where or how a batch is sent; the key enters only as
       a digest, never in a form that could be printed.
+    - A base URL's user info (``https://user:password@host/v1``) is a credential: the SDK gets
+      the URL without it, and the HTTP client sends it as Basic auth, which is what httpx
+      makes of a URL's user info. So no SDK log line or error message can quote it, and
+      ``describe``, ``repr`` and ``base_url`` show the URL without it (``public_url``).
     - An async client's connection pool belongs to the event loop it first ran on, and one
       adapter may serve several schedulers (each with its own loop): one client per loop
       (``client``, built by ``_new_client``), unless the caller handed one in.
@@ -44,19 +49,34 @@ class SDKProvider(Provider, Generic[ClientT]):
     default_host: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = CAPABILITIES
 
+    #: The base URL the SDK is given (None: the provider's own API), without user info.
     _base_url: str | None
+    #: The base URL's user info: the HTTP client's ``auth``, sent as Basic auth.
+    _url_credentials: tuple[str, str] | None
     _client: ClientT | None
 
-    def _setup(self, client: Any, api_key: str | None, settings: tuple[Hashable, ...]) -> None:
-        """Keep ``client`` (None: build one per loop) and the adapter's identity: its name,
-        the key's digest, the base URL, then ``settings``."""
+    def _setup(
+        self,
+        client: Any,
+        api_key: str | None,
+        base_url: str | None,
+        settings: tuple[Hashable, ...],
+    ) -> None:
+        """Keep ``client`` (None: build one per loop), the base URL (its user info apart)
+        and the adapter's identity: its name, the credentials' digest, the base URL, then
+        ``settings``."""
         self._client = client
+        self._base_url, self._url_credentials = split_userinfo(base_url)
+        self._public_url = public_url(base_url)
         if client is None:
             shared_ssl_context()  # pay the one-time TLS set-up here, not on the first batch
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ClientT] = (
             weakref.WeakKeyDictionary()
         )
-        key_digest = hashlib.sha256((api_key or "").encode()).hexdigest()[:16]
+        secret = api_key or ""
+        if self._url_credentials is not None:
+            secret += "\0" + ":".join(self._url_credentials)
+        key_digest = hashlib.sha256(secret.encode()).hexdigest()[:16]
         self._identity: Hashable = (
             self.name,
             key_digest,
@@ -72,14 +92,14 @@ class SDKProvider(Provider, Generic[ClientT]):
         return hash(self._identity)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self._base_url!r})"
+        return f"{type(self).__name__}(base_url={self._public_url!r})"
 
     def describe(self) -> str:
-        return f"{self.name}({self._base_url or self.default_host})"
+        return f"{self.name}({self._public_url or self.default_host})"
 
     @property
     def base_url(self) -> str | None:
-        return self._base_url
+        return self._public_url
 
     def identity(self) -> str:
         return hashlib.sha256(repr(self._identity).encode()).hexdigest()[:24]

@@ -9,6 +9,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from helpers import claude
 
 import batch_llm
 from batch_llm import (
@@ -36,15 +37,6 @@ def provider(emulator: Emulator) -> AnthropicProvider:
     )
 
 
-def message(text: str, model: str = HAIKU, **params: Any) -> dict[str, Any]:
-    return {
-        "model": model,
-        "max_tokens": 64,
-        "messages": [{"role": "user", "content": text}],
-        **params,
-    }
-
-
 def text_of(body: dict[str, Any]) -> str:
     return str(body["content"][0]["text"])
 
@@ -59,7 +51,7 @@ def run(
 def test_two_models_share_one_batch(
     scheduler: Scheduler, provider: AnthropicProvider, emulator: Emulator
 ) -> None:
-    bodies = [message(f"tag-{i}", HAIKU if i % 2 else SONNET) for i in range(40)]
+    bodies = [claude(f"tag-{i}", HAIKU if i % 2 else SONNET) for i in range(40)]
     futures = scheduler.submit_many(provider, "messages", bodies)
     results = batch_llm.wait(futures, timeout=30)
     assert [text_of(r) for r in results] == [
@@ -86,10 +78,10 @@ def test_batched_message_equals_the_realtime_one(
         }
     ]
     bodies = [
-        message("Tell me a story"),
-        message("weather in Paris", tools=tools),
-        message("one two three", stop_sequences=["two"]),
-        message("one two three four five six", max_tokens=2),
+        claude("Tell me a story"),
+        claude("weather in Paris", tools=tools),
+        claude("one two three", stop_sequences=["two"]),
+        claude("one two three four five six", max_tokens=2),
     ]
     batched = run(scheduler, provider, bodies)
     with anthropic.Anthropic(
@@ -109,10 +101,10 @@ def test_batched_message_equals_the_realtime_one(
 def test_line_errors_reach_only_their_caller_as_sdk_errors(
     scheduler: Scheduler, provider: AnthropicProvider
 ) -> None:
-    bodies = [message(f"ok-{i}") for i in range(6)]
-    bodies[1] = message("[[emulator:error 400 this prompt is not allowed]]")
-    bodies[4] = message("[[emulator:error 529 overloaded right now]]")
-    bodies[5] = message("[[emulator:error 429 too many tokens]]")
+    bodies = [claude(f"ok-{i}") for i in range(6)]
+    bodies[1] = claude("[[emulator:error 400 this prompt is not allowed]]")
+    bodies[4] = claude("[[emulator:error 529 overloaded right now]]")
+    bodies[5] = claude("[[emulator:error 429 too many tokens]]")
     results = run(scheduler, provider, bodies)
     assert [type(r) for r in results] == [
         dict,
@@ -143,7 +135,7 @@ def test_expired_results_reach_their_callers(
 ) -> None:
     emulator.knobs.expire_after_fraction = 0.5
     with Scheduler(poll_interval=0.02, poll_max=0.2, on_expiry="fail") as scheduler:
-        bodies = [message(f"e-{i}") for i in range(10)]
+        bodies = [claude(f"e-{i}") for i in range(10)]
         futures = scheduler.submit_many(provider, "messages", bodies)
         results = batch_llm.wait(futures, return_exceptions=True, timeout=30)
     assert [type(r) for r in results] == [dict] * 5 + [BatchExpiredError] * 5
@@ -160,7 +152,7 @@ def test_expired_requests_can_escalate_to_realtime(
 ) -> None:
     emulator.knobs.expire_after_fraction = 0.5
     with Scheduler(poll_interval=0.02, poll_max=0.2, on_expiry="realtime") as scheduler:
-        bodies = [message(f"e-{i}") for i in range(6)]
+        bodies = [claude(f"e-{i}") for i in range(6)]
         results = batch_llm.wait(scheduler.submit_many(provider, "messages", bodies), timeout=30)
     assert [text_of(r) for r in results] == [f"{HAIKU} says: e-{i}" for i in range(6)]
     assert emulator.stats.realtime_calls == 3  # through AnthropicProvider.realtime
@@ -171,7 +163,7 @@ def test_canceled_results_reach_their_callers(
 ) -> None:
     emulator.knobs.cancel_after_fraction = 0.25
     emulator.knobs.reverse_output = True  # Anthropic's result order is not the input order
-    results = run(scheduler, provider, [message(f"c-{i}") for i in range(8)])
+    results = run(scheduler, provider, [claude(f"c-{i}") for i in range(8)])
     assert [type(r) for r in results] == [dict] * 2 + [BatchCancelledError] * 6
     assert [text_of(r) for r in results[:2]] == [f"{HAIKU} says: c-{i}" for i in range(2)]
     assert scheduler.batches[0].outcome == "cancelled"
@@ -181,12 +173,12 @@ def test_dropped_lines_and_failed_submissions(
     scheduler: Scheduler, provider: AnthropicProvider, emulator: Emulator
 ) -> None:
     emulator.knobs.drop_line_every = 3
-    results = run(scheduler, provider, [message(f"d-{i}") for i in range(6)])
+    results = run(scheduler, provider, [claude(f"d-{i}") for i in range(6)])
     assert [type(r) for r in results] == [dict, dict, MissingResultError] * 2
 
     emulator.knobs.reset()
     emulator.knobs.fail_validation = "batch quota exceeded"
-    results = run(scheduler, provider, [message("q-1"), message("q-2")])
+    results = run(scheduler, provider, [claude("q-1"), claude("q-2")])
     assert all(isinstance(r, anthropic.BadRequestError) for r in results)
     assert "batch quota exceeded" in str(results[0])
     assert scheduler.batches[-1].status == "submit_failed"
@@ -196,7 +188,7 @@ def test_cancel(provider: AnthropicProvider, emulator: Emulator) -> None:
     emulator.knobs.processing_delay = 5
 
     async def scenario() -> tuple[Any, list[Any]]:
-        lines = [provider.prepare("/v1/messages", message(f"x-{i}")) for i in range(10)]
+        lines = [provider.prepare("/v1/messages", claude(f"x-{i}")) for i in range(10)]
         for i, line in enumerate(lines):
             line.custom_id = f"{i:032x}"
         status = await provider.submit(provider_key, lines, {})
@@ -239,7 +231,7 @@ def test_submit_sends_the_encoded_bodies_as_they_are(
 
 
 def test_submit_checks_custom_ids(provider: AnthropicProvider) -> None:
-    line = provider.prepare("/v1/messages", message("x"))
+    line = provider.prepare("/v1/messages", claude("x"))
     line.custom_id = "not allowed!"
     with pytest.raises(InvalidRequestError, match="custom_id"):
         asyncio.run(provider.submit("/v1/messages", [line], {}))
@@ -248,13 +240,13 @@ def test_submit_checks_custom_ids(provider: AnthropicProvider) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "body", "error", "match"),
     [
-        ("/v1/complete", message("x"), UnsupportedEndpointError, "batches /v1/messages"),
+        ("/v1/complete", claude("x"), UnsupportedEndpointError, "batches /v1/messages"),
         ("/v1/messages", ["not", "a", "mapping"], InvalidRequestError, "mapping"),
-        ("/v1/messages", {**message("x"), "bad": object()}, InvalidRequestError, "JSON"),
+        ("/v1/messages", {**claude("x"), "bad": object()}, InvalidRequestError, "JSON"),
         ("/v1/messages", {"max_tokens": 5, "messages": []}, InvalidRequestError, "model"),
         ("/v1/messages", {"model": HAIKU, "messages": []}, InvalidRequestError, "max_tokens"),
-        ("/v1/messages", message("x", max_tokens=0), InvalidRequestError, "max_tokens"),
-        ("/v1/messages", message("x", stream=True), InvalidRequestError, "stream"),
+        ("/v1/messages", claude("x", max_tokens=0), InvalidRequestError, "max_tokens"),
+        ("/v1/messages", claude("x", stream=True), InvalidRequestError, "stream"),
     ],
 )
 def test_prepare_rejects_bad_input(
@@ -265,11 +257,9 @@ def test_prepare_rejects_bad_input(
 
 
 def test_prepare_endpoint_spellings_and_grouping(provider: AnthropicProvider) -> None:
-    keys = {
-        provider.prepare(e, message("x")).key for e in ("messages", "/messages", "/v1/messages")
-    }
+    keys = {provider.prepare(e, claude("x")).key for e in ("messages", "/messages", "/v1/messages")}
     assert keys == {"/v1/messages"}
-    assert provider.prepare("messages", message("x", SONNET)).key == "/v1/messages"
+    assert provider.prepare("messages", claude("x", SONNET)).key == "/v1/messages"
     limits = provider.limits("/v1/messages")
     assert limits.max_requests == 100_000
     assert 255_000_000 < limits.max_bytes <= 256_000_000
@@ -294,7 +284,7 @@ def test_environment_defaults(scheduler: Scheduler, batch_llm_anthropic_env: Emu
     provider = resolve_provider("anthropic", max_retries=0)
     assert isinstance(provider, AnthropicProvider)
     assert resolve_provider("anthropic", max_retries=0) is provider
-    (result,) = batch_llm.wait(scheduler.submit_many(provider, "messages", [message("env")]))
+    (result,) = batch_llm.wait(scheduler.submit_many(provider, "messages", [claude("env")]))
     assert text_of(result) == f"{HAIKU} says: env"
     assert batch_llm_anthropic_env.stats.batches_created == 1
 
@@ -306,13 +296,13 @@ def test_submission_http_failure_reaches_every_caller(
     emulator.knobs.http_error_every = 1
     emulator.knobs.http_error_status = 403
     emulator.knobs.http_error_routes = {"POST /v1/messages/batches"}
-    results = run(scheduler, provider, [message("a"), message("b")])
+    results = run(scheduler, provider, [claude("a"), claude("b")])
     assert all(isinstance(r, anthropic.PermissionDeniedError) for r in results)
     assert scheduler.batches[0].status == "submit_failed"
 
 
 def test_realtime_replay_and_identity(provider: AnthropicProvider, emulator: Emulator) -> None:
-    bodies = [message("journal me"), message("[[emulator:error 400 refused]]")]
+    bodies = [claude("journal me"), claude("[[emulator:error 400 refused]]")]
 
     async def scenario() -> tuple[list[Any], list[Any], Any]:
         lines = [provider.prepare("messages", body) for body in bodies]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import CHAT, chat
 
 import batch_llm
 from batch_llm import (
@@ -16,12 +17,6 @@ from batch_llm import (
     UnsupportedEndpointError,
 )
 from batch_llm.emulator import Emulator
-
-CHAT = "/v1/chat/completions"
-
-
-def chat(text: str, **params: Any) -> dict[str, Any]:
-    return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **params}
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from core_helpers import wait_for
+from helpers import CHAT, chat, claude
 
 import batch_llm
 from batch_llm import (
@@ -24,31 +25,14 @@ from batch_llm import (
     OpenAIProvider,
     Scheduler,
 )
-from batch_llm._cli_output import Output
 from batch_llm._journal import Intent, SQLiteJournal
 from batch_llm.cli import main
+from batch_llm.cli._output import Output
 from batch_llm.emulator import Emulator
 
-CHAT = "/v1/chat/completions"
 SECRET = "sk-cli-test-secret-0123456789"
 ANTHROPIC_SECRET = "sk-ant-cli-secret-0123456789"
 FAST = {"poll_interval": 0.02, "poll_max": 0.1, "progress": False}
-
-
-def chat(i: int, model: str = "gpt-4o-mini") -> dict[str, Any]:
-    return {
-        "model": model,
-        "temperature": 0,
-        "messages": [{"role": "user", "content": f"What is {i} + 1?"}],
-    }
-
-
-def claude(i: int) -> dict[str, Any]:
-    return {
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 50,
-        "messages": [{"role": "user", "content": f"What is {i} * 3?"}],
-    }
 
 
 @pytest.fixture
@@ -96,7 +80,9 @@ def fan_out(env: Emulator, journal_path: Path) -> Iterator[tuple[Scheduler, list
     env.knobs.line_error_every = 4
     with Scheduler(journal=journal_path, **FAST) as scheduler:
         provider = OpenAIProvider()
-        futures = scheduler.submit_many(provider, CHAT, [chat(i) for i in range(10)])
+        futures = scheduler.submit_many(
+            provider, CHAT, [chat(i, "gpt-4o-mini", temperature=0) for i in range(10)]
+        )
         results = batch_llm.wait(futures, return_exceptions=True, timeout=30)
         env.knobs.line_error_every = None
         yield scheduler, results
@@ -134,7 +120,9 @@ def test_cancel_cancels_a_slow_batch_upstream_and_the_journal_records_it(
 ) -> None:
     env.knobs.processing_delay = 60
     with Scheduler(journal=journal_path, **FAST) as scheduler:
-        futures = scheduler.submit_many(OpenAIProvider(), CHAT, [chat(i) for i in range(20)])
+        futures = scheduler.submit_many(
+            OpenAIProvider(), CHAT, [chat(i, "gpt-4o-mini", temperature=0) for i in range(20)]
+        )
         wait_for(lambda: scheduler.batches and scheduler.batches[0].batch_id)
         batch_id = scheduler.batches[0].batch_id
         assert batch_id is not None
@@ -209,11 +197,30 @@ def test_results_are_jsonl_one_line_per_request(
     assert target.read_text().splitlines() == run.out.splitlines()
 
 
+def test_results_mask_a_credential_that_an_error_quotes(
+    env: Emulator, journal_path: Path, cli: Any
+) -> None:
+    quoted = "http://user:sk-quoted-0123456789@docs.invalid/v1?token=sk-quoted-0123456789"
+    bodies = [chat(1), chat(f"[[emulator:error 400 see {quoted}]]")]
+    with Scheduler(journal=journal_path, **FAST) as scheduler:
+        batch_llm.wait(
+            scheduler.submit_many(OpenAIProvider(), CHAT, bodies), return_exceptions=True
+        )
+        batch_id = str(scheduler.batches[0].batch_id)
+    wait_for(lambda: SQLiteJournal(journal_path).intents()[0].results_stored)
+
+    run = cli("batches", "results", batch_id)
+    answer, error = (json.loads(line) for line in run.out.splitlines())
+    assert "response" in answer
+    assert "see http://docs.invalid/v1?token=***" in error["error"]["message"]
+    assert "sk-quoted" not in run.out
+
+
 def test_results_of_a_batch_the_journal_does_not_hold_come_from_the_provider(
     env: Emulator, cli: Any
 ) -> None:
     with Scheduler(journal="off", **FAST) as scheduler:
-        bodies = [chat(i, model="gpt-4o") for i in range(4)]
+        bodies = [chat(i, "gpt-4o", temperature=0) for i in range(4)]
         batch_llm.wait(scheduler.submit_many(OpenAIProvider(), CHAT, bodies))
         batch_id = scheduler.batches[0].batch_id
     assert batch_id is not None
@@ -230,7 +237,7 @@ def test_results_of_a_running_batch_say_it_is_still_running(
 ) -> None:
     env.knobs.processing_delay = 60
     with Scheduler(journal=journal_path, **FAST) as scheduler:
-        scheduler.submit_many(OpenAIProvider(), CHAT, [chat(1)])
+        scheduler.submit_many(OpenAIProvider(), CHAT, [chat(1, "gpt-4o-mini", temperature=0)])
         wait_for(lambda: scheduler.batches and scheduler.batches[0].batch_id)
         run = cli("batches", "results", str(scheduler.batches[0].batch_id))
         assert run.status == 1
@@ -241,9 +248,13 @@ def test_results_of_a_running_batch_say_it_is_still_running(
 def test_an_anthropic_batch_lists_every_model_it_mixes(
     env: Emulator, journal_path: Path, cli: Any
 ) -> None:
-    haiku = {**claude(1), "model": "claude-haiku-4-5"}
+    haiku = claude(1, "claude-haiku-4-5")
     with Scheduler(journal=journal_path, **FAST) as scheduler:
-        futures = scheduler.submit_many(AnthropicProvider(), "/v1/messages", [claude(0), haiku])
+        futures = scheduler.submit_many(
+            AnthropicProvider(),
+            "/v1/messages",
+            [claude(0, "claude-sonnet-4-5"), haiku],
+        )
         batch_llm.wait(futures, timeout=30)
     (entry,) = cli("batches", "--json").json()
     assert entry["model"] == "claude-haiku-4-5, claude-sonnet-4-5"
@@ -254,9 +265,13 @@ def test_cost_over_the_journal_matches_the_runs_cost(
     env: Emulator, journal_path: Path, cli: Any
 ) -> None:
     with Scheduler(journal=journal_path, **FAST) as scheduler:
-        openai_answers = scheduler.submit_many(OpenAIProvider(), CHAT, [chat(i) for i in range(12)])
+        openai_answers = scheduler.submit_many(
+            OpenAIProvider(), CHAT, [chat(i, "gpt-4o-mini", temperature=0) for i in range(12)]
+        )
         claude_answers = scheduler.submit_many(
-            AnthropicProvider(), "/v1/messages", [claude(i) for i in range(5)]
+            AnthropicProvider(),
+            "/v1/messages",
+            [claude(i, "claude-sonnet-4-5") for i in range(5)],
         )
         batch_llm.wait([*openai_answers, *claude_answers], timeout=30)
         expected = scheduler.cost()
@@ -284,7 +299,9 @@ def test_remote_listing_shows_the_providers_batches_and_marks_the_journaled_ones
 ) -> None:
     scheduler, _ = fan_out
     with Scheduler(journal="off", **FAST) as elsewhere:
-        batch_llm.wait(elsewhere.submit_many(OpenAIProvider(), CHAT, [chat(99)]))
+        batch_llm.wait(
+            elsewhere.submit_many(OpenAIProvider(), CHAT, [chat(99, "gpt-4o-mini", temperature=0)])
+        )
     mine, other = scheduler.batches[0].batch_id, elsewhere.batches[0].batch_id
 
     run = cli("batches", "--remote", "--provider", "openai", "--base-url", env.openai_base_url)
@@ -311,7 +328,9 @@ async def test_every_adapter_lists_its_batches(
             adapter: batch_llm.Provider = AnthropicProvider(
                 base_url=emulator.anthropic_base_url, api_key="sk-ant-test"
             )
-            futures = scheduler.submit_many(adapter, "/v1/messages", [claude(1)])
+            futures = scheduler.submit_many(
+                adapter, "/v1/messages", [claude(1, "claude-sonnet-4-5")]
+            )
         else:
             adapter = GeminiProvider(base_url=emulator.gemini_base_url, api_key="g-test")
             body = {"model": "gemini-2.5-flash", "contents": "What is 2 + 2?"}
@@ -329,7 +348,7 @@ async def test_every_adapter_lists_its_batches(
 
 def _second(name: str) -> tuple[str, list[dict[str, Any]]]:
     if name == "anthropic":
-        return "/v1/messages", [claude(2)]
+        return "/v1/messages", [claude(2, "claude-sonnet-4-5")]
     return "generateContent", [{"model": "gemini-2.5-flash", "contents": "What is 3 + 3?"}]
 
 
@@ -439,7 +458,9 @@ def test_results_piped_into_a_reader_that_stops_early_end_quietly(
 ) -> None:
     """``batch-llm batches results ID | head -1``: no traceback, no "failed" line."""
     with Scheduler(journal=journal_path, **FAST) as scheduler:
-        futures = scheduler.submit_many(OpenAIProvider(), CHAT, [chat(i) for i in range(400)])
+        futures = scheduler.submit_many(
+            OpenAIProvider(), CHAT, [chat(i, "gpt-4o-mini", temperature=0) for i in range(400)]
+        )
         batch_llm.wait(futures, timeout=30)
         batch_id = str(scheduler.batches[0].batch_id)
     wait_for(lambda: SQLiteJournal(journal_path).intents()[0].results_stored)

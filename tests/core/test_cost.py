@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import CHAT, chat
 
 import batch_llm
 from batch_llm import (
@@ -24,7 +25,6 @@ from batch_llm import (
 from batch_llm.emulator import Emulator
 from batch_llm.providers import Usage
 
-CHAT = "/v1/chat/completions"
 FAST: dict[str, Any] = {"poll_interval": 0.02, "poll_max": 0.05}
 
 
@@ -40,10 +40,6 @@ def provider(emulator: Emulator) -> OpenAIProvider:
     return OpenAIProvider(base_url=emulator.openai_base_url, api_key="sk-test", max_retries=0)
 
 
-def chat(i: int, model: str = "gpt-4o-mini") -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": f"Question {i}: {i} + 1?"}]}
-
-
 def run(scheduler: Scheduler, provider: Any, endpoint: str, bodies: list[Any]) -> list[Any]:
     return batch_llm.wait(scheduler.submit_many(provider, endpoint, bodies), timeout=60)
 
@@ -52,7 +48,7 @@ def test_report_is_built_from_the_usage_the_provider_returned(
     emulator: Emulator, provider: OpenAIProvider
 ) -> None:
     with Scheduler(journal="off", **FAST) as scheduler:
-        results = run(scheduler, provider, CHAT, [chat(i) for i in range(50)])
+        results = run(scheduler, provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(50)])
         report = scheduler.cost()
     (row,) = report.rows
     assert (row.provider, row.model, row.kind, row.billed) == (
@@ -140,7 +136,7 @@ def test_unknown_models_cost_unknown_never_zero(
 ) -> None:
     with Scheduler(journal="off", **FAST) as scheduler:
         run(scheduler, provider, CHAT, [chat(i, "house-model-7b") for i in range(3)])
-        run(scheduler, provider, CHAT, [chat(i) for i in range(3)])
+        run(scheduler, provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(3)])
         report = scheduler.cost()
     unknown = next(r for r in report.rows if r.model == "house-model-7b")
     assert unknown.cost is None and unknown.realtime_cost is None and unknown.saving is None
@@ -283,7 +279,7 @@ def test_replayed_answers_are_reported_apart_and_cost_this_run_nothing(
     emulator: Emulator, provider: OpenAIProvider, tmp_path: Path
 ) -> None:
     journal = tmp_path / "journal.sqlite3"
-    bodies = [chat(i) for i in range(10)]
+    bodies = [chat(i, "gpt-4o-mini") for i in range(10)]
     with Scheduler(journal=journal, **FAST) as first:
         run(first, provider, CHAT, bodies)
         paid = first.cost()
@@ -302,7 +298,9 @@ def test_escalated_requests_count_at_realtime_price(
 ) -> None:
     emulator.knobs.processing_delay = 60
     with Scheduler(journal="off", **FAST) as scheduler:
-        futures = scheduler.submit_many(provider, CHAT, [chat(i) for i in range(3)], deadline=0.2)
+        futures = scheduler.submit_many(
+            provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(3)], deadline=0.2
+        )
         batch_llm.wait(futures, timeout=30)
         report = scheduler.cost()
     (row,) = report.rows
@@ -316,7 +314,7 @@ def test_cost_report_reads_the_default_scheduler(
     scheduler = Scheduler(journal="off", **FAST)
     previous = batch_llm.set_scheduler(scheduler)
     try:
-        run(batch_llm.get_scheduler(), provider, CHAT, [chat(1)])
+        run(batch_llm.get_scheduler(), provider, CHAT, [chat(1, "gpt-4o-mini")])
         assert cost_report().requests == 1
         batch_llm.set_scheduler(None)
         assert cost_report().rows == ()

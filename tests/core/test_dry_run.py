@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import CHAT, chat
 
 import batch_llm
 from batch_llm import (
@@ -21,16 +21,10 @@ from batch_llm import (
 from batch_llm._dry_run import DEFAULT_OUTPUT_TOKENS, estimate
 from batch_llm.emulator import Emulator
 
-CHAT = "/v1/chat/completions"
-
 
 @pytest.fixture
 def provider(emulator: Emulator) -> OpenAIProvider:
     return OpenAIProvider(base_url=emulator.openai_base_url, api_key="sk-test", max_retries=0)
-
-
-def chat(i: int, model: str = "gpt-4o-mini", **params: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": f"Q{i}"}], **params}
 
 
 def test_a_large_fan_out_is_planned_as_the_provider_would_cut_it(
@@ -39,7 +33,9 @@ def test_a_large_fan_out_is_planned_as_the_provider_would_cut_it(
     journal = tmp_path / "never.sqlite3"
     monkeypatch.setenv("BATCH_LLM_JOURNAL", str(journal))
     with Scheduler(dry_run=True) as scheduler:
-        futures = scheduler.submit_many(provider, CHAT, [chat(i) for i in range(120_000)])
+        futures = scheduler.submit_many(
+            provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(120_000)]
+        )
         results = batch_llm.wait(futures, return_exceptions=True, timeout=120)
         plan = scheduler.plan
     assert emulator.stats.calls_by_route == {}  # not one HTTP call
@@ -63,7 +59,9 @@ def test_models_split_openai_batches_but_share_anthropic_ones(
 ) -> None:
     anthropic = AnthropicProvider(base_url=emulator.anthropic_base_url, api_key="sk-ant-t")
     with Scheduler(dry_run=True) as scheduler:
-        openai_side = [chat(i) for i in range(3)] + [chat(i, "gpt-4o") for i in range(2)]
+        openai_side = [chat(i, "gpt-4o-mini") for i in range(3)] + [
+            chat(i, "gpt-4o") for i in range(2)
+        ]
         claude_side = [
             {"model": m, "max_tokens": 100, "messages": [{"role": "user", "content": "hello"}]}
             for m in ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
@@ -86,7 +84,7 @@ def test_models_split_openai_batches_but_share_anthropic_ones(
 
 def test_identical_requests_share_a_planned_line(provider: OpenAIProvider) -> None:
     with Scheduler(dry_run=True) as scheduler:
-        same = [chat(1, temperature=0)] * 4 + [chat(2, temperature=0)]
+        same = [chat(1, "gpt-4o-mini", temperature=0)] * 4 + [chat(2, "gpt-4o-mini", temperature=0)]
         results = batch_llm.wait(
             scheduler.submit_many(provider, CHAT, same), return_exceptions=True
         )
@@ -111,7 +109,7 @@ def check_dry_run(emulator: Emulator, provider: OpenAIProvider, before: Schedule
     with batch_llm.dry_run(window=30) as plan:
         planner = batch_llm.get_scheduler()
         assert planner is not before and planner.dry_run
-        fanned = planner.submit_many(provider, CHAT, [chat(i) for i in range(3)])
+        fanned = planner.submit_many(provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(3)])
         single = planner.submit(provider, CHAT, chat(9, "gpt-4.1"))  # waits for its window
     assert batch_llm.get_scheduler() is before
     # On exit the window is not waited for: the single call is planned too.
@@ -127,7 +125,7 @@ def test_environment_turns_it_on_and_bad_values_are_refused(
     with Scheduler() as scheduler:
         assert scheduler.dry_run
         (result,) = batch_llm.wait(
-            scheduler.submit_many(provider, CHAT, [chat(1)]), return_exceptions=True
+            scheduler.submit_many(provider, CHAT, [chat(1, "gpt-4o-mini")]), return_exceptions=True
         )
         assert isinstance(result, DryRunError)
     assert not Scheduler(dry_run=False, journal="off").dry_run
@@ -148,7 +146,8 @@ def test_estimates_follow_the_request() -> None:
     text = "x" * 400
     capped = provider.prepare(
         CHAT,
-        chat(0, max_completion_tokens=50, n=2) | {"messages": [{"role": "user", "content": text}]},
+        chat(0, "gpt-4o-mini", max_completion_tokens=50, n=2)
+        | {"messages": [{"role": "user", "content": text}]},
     )
     assert estimate(capped, capped.key) == ("gpt-4o-mini", 100, 100)
     embedded = provider.prepare(

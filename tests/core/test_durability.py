@@ -17,6 +17,7 @@ from typing import Any
 import openai
 import pytest
 from core_helpers import wait_for
+from helpers import CHAT, chat
 
 import batch_llm
 from batch_llm import (
@@ -29,21 +30,11 @@ from batch_llm._journal import Intent, SQLiteJournal
 from batch_llm._retry import RetryPolicy
 from batch_llm.emulator import Emulator
 
-CHAT = "/v1/chat/completions"
 FAST = {
     "poll_interval": 0.02,
     "poll_max": 0.1,
     "retry": RetryPolicy(attempts=6, initial=0.01, cap=0.05),
 }
-
-
-def chat(i: int, **params: Any) -> dict[str, Any]:
-    return {
-        "model": "gpt-4o",
-        "temperature": 0,
-        "messages": [{"role": "user", "content": f"What is {i} + 1?"}],
-        **params,
-    }
 
 
 def answer(body: Any) -> str:
@@ -64,7 +55,9 @@ def test_every_7th_line_errors_and_every_4th_call_fails_yet_one_batch_answers_al
     emulator.knobs.http_error_every = 4
     emulator.knobs.processing_delay = 0.4  # enough polls for some to fail
     with Scheduler(journal=journal_path, **FAST) as scheduler:
-        futures = scheduler.submit_many(openai_provider, CHAT, [chat(i) for i in range(140)])
+        futures = scheduler.submit_many(
+            openai_provider, CHAT, [chat(i, temperature=0) for i in range(140)]
+        )
         results = batch_llm.wait(futures, return_exceptions=True, timeout=60)
     failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
     assert failed == [i for i in range(140) if (i + 1) % 7 == 0]
@@ -83,7 +76,7 @@ def test_every_kind_of_call_is_retried_through_a_failure(
     emulator.knobs.http_error_every = 2
     with Scheduler(journal=journal_path, **FAST) as scheduler:
         for round_ in range(2):
-            bodies = [chat(100 * round_ + i) for i in range(10)]
+            bodies = [chat(100 * round_ + i, temperature=0) for i in range(10)]
             results = batch_llm.wait(
                 scheduler.submit_many(openai_provider, CHAT, bodies), timeout=30
             )
@@ -101,7 +94,9 @@ def test_expired_half_done_batch_resubmits_only_the_unfinished_half(
 ) -> None:
     emulator.knobs.expire_after_fraction = 0.5
     with Scheduler(journal=journal_path, **FAST) as scheduler:
-        futures = scheduler.submit_many(openai_provider, CHAT, [chat(i) for i in range(40)])
+        futures = scheduler.submit_many(
+            openai_provider, CHAT, [chat(i, temperature=0) for i in range(40)]
+        )
         wait_for(lambda: emulator.stats.batches_created == 1)
         emulator.knobs.expire_after_fraction = None  # the second batch runs to the end
         results = batch_llm.wait(futures, timeout=60)
@@ -116,7 +111,10 @@ def test_expired_lines_can_go_realtime_instead(
     emulator.knobs.expire_after_fraction = 0.5
     with Scheduler(journal=journal_path, on_expiry="realtime", **FAST) as scheduler:
         results = batch_llm.wait(
-            scheduler.submit_many(openai_provider, CHAT, [chat(i) for i in range(20)]), timeout=60
+            scheduler.submit_many(
+                openai_provider, CHAT, [chat(i, temperature=0) for i in range(20)]
+            ),
+            timeout=60,
         )
     assert [answer(r) for r in results] == [str(i + 1) for i in range(20)]
     assert emulator.stats.batches_created == 1
@@ -129,7 +127,9 @@ def test_expiry_gives_up_after_the_resubmit_limit(
     emulator.knobs.expire_after_fraction = 0.5
     with Scheduler(journal=journal_path, max_resubmits=1, **FAST) as scheduler:
         results = batch_llm.wait(
-            scheduler.submit_many(openai_provider, CHAT, [chat(i) for i in range(8)]),
+            scheduler.submit_many(
+                openai_provider, CHAT, [chat(i, temperature=0) for i in range(8)]
+            ),
             return_exceptions=True,
             timeout=60,
         )
@@ -143,7 +143,7 @@ def test_rerun_reattaches_to_the_running_batch(
 ) -> None:
     emulator.knobs.processing_delay = 2
     first = Scheduler(journal=journal_path, **FAST)
-    pending = first.submit_many(openai_provider, CHAT, [chat(i) for i in range(10)])
+    pending = first.submit_many(openai_provider, CHAT, [chat(i, temperature=0) for i in range(10)])
     wait_for(lambda: first.batches and first.batches[0].status == "in_progress")
     report = first.close()
     assert report["left_running"] == [first.batches[0].batch_id]
@@ -151,7 +151,8 @@ def test_rerun_reattaches_to_the_running_batch(
         pending[0].result(5)
     with Scheduler(journal=journal_path, **FAST) as second:
         results = batch_llm.wait(
-            second.submit_many(openai_provider, CHAT, [chat(i) for i in range(10)]), timeout=60
+            second.submit_many(openai_provider, CHAT, [chat(i, temperature=0) for i in range(10)]),
+            timeout=60,
         )
         assert second.batches[0].resumed
     assert [answer(r) for r in results] == [str(i + 1) for i in range(10)]
@@ -163,12 +164,12 @@ def test_rerun_after_completion_takes_the_stored_answers(
 ) -> None:
     with Scheduler(journal=journal_path, **FAST) as first:
         expected = batch_llm.wait(
-            first.submit_many(openai_provider, CHAT, [chat(i) for i in range(30)])
+            first.submit_many(openai_provider, CHAT, [chat(i, temperature=0) for i in range(30)])
         )
     calls = dict(emulator.stats.calls_by_route)
     with Scheduler(journal=journal_path, **FAST) as second:
         again = batch_llm.wait(
-            second.submit_many(openai_provider, CHAT, [chat(i) for i in range(30)])
+            second.submit_many(openai_provider, CHAT, [chat(i, temperature=0) for i in range(30)])
         )
     assert again == expected
     assert emulator.stats.batches_created == 1
@@ -180,9 +181,11 @@ def test_identical_request_joins_a_batch_already_running(
 ) -> None:
     emulator.knobs.processing_delay = 0.5
     with Scheduler(journal="off", **FAST) as scheduler:
-        first = scheduler.submit_many(openai_provider, CHAT, [chat(1), chat(2)])
+        first = scheduler.submit_many(
+            openai_provider, CHAT, [chat(1, temperature=0), chat(2, temperature=0)]
+        )
         wait_for(lambda: emulator.stats.batches_created == 1)
-        second = scheduler.submit_many(openai_provider, CHAT, [chat(2)])
+        second = scheduler.submit_many(openai_provider, CHAT, [chat(2, temperature=0)])
         results = batch_llm.wait(first + second, timeout=30)
     assert [answer(r) for r in results] == ["2", "3", "3"]
     assert emulator.stats.lines_submitted == 2
@@ -197,7 +200,7 @@ def test_crash_between_create_and_record_is_reconciled_through_the_list_api(
 
     emulator.knobs.processing_delay = 1
     first = Scheduler(journal=DiesAfterCreate(journal_path), **FAST)
-    lost = first.submit_many(openai_provider, CHAT, [chat(i) for i in range(5)])
+    lost = first.submit_many(openai_provider, CHAT, [chat(i, temperature=0) for i in range(5)])
     assert all(
         isinstance(e, RuntimeError)
         for e in batch_llm.wait(lost, return_exceptions=True, timeout=30)
@@ -207,7 +210,8 @@ def test_crash_between_create_and_record_is_reconciled_through_the_list_api(
     assert intent.batch_id is None  # only the intent reached the disk
     with Scheduler(journal=journal_path, **FAST) as second:
         results = batch_llm.wait(
-            second.submit_many(openai_provider, CHAT, [chat(i) for i in range(5)]), timeout=30
+            second.submit_many(openai_provider, CHAT, [chat(i, temperature=0) for i in range(5)]),
+            timeout=30,
         )
     assert [answer(r) for r in results] == ["1", "2", "3", "4", "5"]
     assert emulator.stats.batches_created == 1
@@ -217,9 +221,12 @@ def test_intent_that_never_became_a_batch_is_submitted_again(
     emulator: Emulator, openai_provider: OpenAIProvider, journal_path: Path
 ) -> None:
     journal = SQLiteJournal(journal_path)
-    prepared = [openai_provider.prepare(CHAT, chat(i)) for i in range(3)]
+    prepared = [openai_provider.prepare(CHAT, chat(i, temperature=0)) for i in range(3)]
     with Scheduler(journal="off") as probe:
-        ids = [probe._prepare(openai_provider, CHAT, chat(i)).custom_id for i in range(3)]
+        ids = [
+            probe._prepare(openai_provider, CHAT, chat(i, temperature=0)).custom_id
+            for i in range(3)
+        ]
     journal.record_intent(
         Intent(
             "dead-intent", "openai", openai_provider.identity(), CHAT, 3, created_at=time.time()
@@ -230,7 +237,7 @@ def test_intent_that_never_became_a_batch_is_submitted_again(
     del prepared
     with Scheduler(journal=journal_path, **FAST) as scheduler:
         results = batch_llm.wait(
-            scheduler.submit_many(openai_provider, CHAT, [chat(i) for i in range(3)])
+            scheduler.submit_many(openai_provider, CHAT, [chat(i, temperature=0) for i in range(3)])
         )
     assert [answer(r) for r in results] == ["1", "2", "3"]
     assert emulator.stats.batches_created == 1
@@ -241,11 +248,13 @@ def test_journal_entry_for_a_batch_the_provider_never_heard_of_is_submitted_agai
 ) -> None:
     with Scheduler(journal=journal_path, **FAST) as first:
         emulator.knobs.processing_delay = 60
-        first.submit_many(openai_provider, CHAT, [chat(7)])
+        first.submit_many(openai_provider, CHAT, [chat(7, temperature=0)])
         wait_for(lambda: first.batches and first.batches[0].batch_id)
     emulator.reset()  # as if the journal came from another server
     with Scheduler(journal=journal_path, **FAST) as second:
-        (result,) = batch_llm.wait(second.submit_many(openai_provider, CHAT, [chat(7)]), timeout=30)
+        (result,) = batch_llm.wait(
+            second.submit_many(openai_provider, CHAT, [chat(7, temperature=0)]), timeout=30
+        )
     assert answer(result) == "8"
     assert emulator.stats.batches_created == 1
 
@@ -256,7 +265,7 @@ def test_deadline_sends_the_tail_realtime_and_cancels_the_batch(
     emulator.knobs.processing_delay = 60
     with Scheduler(journal=journal_path, **FAST) as scheduler:
         futures = scheduler.submit_many(
-            openai_provider, CHAT, [chat(i) for i in range(5)], deadline=0.3
+            openai_provider, CHAT, [chat(i, temperature=0) for i in range(5)], deadline=0.3
         )
         results = batch_llm.wait(futures, timeout=30)
         wait_for(lambda: emulator.stats.batches[0]["status"] in ("cancelling", "cancelled"))
@@ -272,7 +281,7 @@ def test_close_with_cancel_cancels_upstream_and_says_so(
 ) -> None:
     emulator.knobs.processing_delay = 60
     scheduler = Scheduler(journal=journal_path, **FAST)
-    scheduler.submit_many(openai_provider, CHAT, [chat(1)])
+    scheduler.submit_many(openai_provider, CHAT, [chat(1, temperature=0)])
     wait_for(lambda: scheduler.batches and scheduler.batches[0].batch_id)
     with caplog.at_level(logging.WARNING, logger="batch_llm"):
         report = scheduler.close(cancel=True)
@@ -295,7 +304,7 @@ def test_retry_honours_retry_after_and_is_bounded(
     retry = RetryPolicy(attempts=3, initial=5.0, sleep=record)
     with Scheduler(journal="off", poll_interval=0.02, retry=retry) as scheduler:
         (result,) = batch_llm.wait(
-            scheduler.submit_many(openai_provider, CHAT, [chat(1)]),
+            scheduler.submit_many(openai_provider, CHAT, [chat(1, temperature=0)]),
             return_exceptions=True,
             timeout=30,
         )
@@ -317,7 +326,7 @@ def test_journal_is_private_and_holds_no_secret(
         Scheduler(journal=journal_path, listeners=[events.append], **FAST) as scheduler,
     ):
         results = batch_llm.wait(
-            scheduler.submit_many(provider, CHAT, [chat(i) for i in range(4)]),
+            scheduler.submit_many(provider, CHAT, [chat(i, temperature=0) for i in range(4)]),
             return_exceptions=True,
         )
         text_of_errors = " ".join(repr(r) + str(r) for r in results if isinstance(r, BaseException))

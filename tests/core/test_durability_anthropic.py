@@ -16,27 +16,18 @@ from typing import Any
 import anthropic
 import pytest
 from core_helpers import wait_for
+from helpers import MESSAGES, claude
 
 import batch_llm
 from batch_llm import AnthropicProvider, Scheduler
 from batch_llm._retry import RetryPolicy
 from batch_llm.emulator import Emulator
 
-MESSAGES = "/v1/messages"
 FAST = {
     "poll_interval": 0.02,
     "poll_max": 0.1,
     "retry": RetryPolicy(attempts=6, initial=0.01, cap=0.05),
 }
-
-
-def ask(i: int, model: str = "claude-sonnet-4-5") -> dict[str, Any]:
-    return {
-        "model": model,
-        "max_tokens": 20,
-        "temperature": 0,
-        "messages": [{"role": "user", "content": f"What is {i} + 1?"}],
-    }
 
 
 def answer(body: Any) -> str:
@@ -59,7 +50,10 @@ def test_every_7th_line_errors_and_every_4th_call_fails_yet_one_batch_answers_al
     emulator.knobs.line_error_message = "line seven is refused"
     emulator.knobs.http_error_every = 4
     emulator.knobs.processing_delay = 0.4  # enough polls for some to fail
-    bodies = [ask(i, "claude-opus-4-5" if i % 2 else "claude-sonnet-4-5") for i in range(140)]
+    bodies = [
+        claude(i, "claude-opus-4-5" if i % 2 else "claude-sonnet-4-5", max_tokens=20, temperature=0)
+        for i in range(140)
+    ]
     with Scheduler(journal=tmp_path / "j.sqlite3", **FAST) as scheduler:
         results = batch_llm.wait(
             scheduler.submit_many(provider, MESSAGES, bodies), return_exceptions=True, timeout=60
@@ -79,7 +73,11 @@ def test_expired_half_done_batch_resubmits_only_the_unfinished_half(
     emulator = batch_llm_emulator
     emulator.knobs.expire_after_fraction = 0.5
     with Scheduler(journal=tmp_path / "j.sqlite3", **FAST) as scheduler:
-        futures = scheduler.submit_many(provider, MESSAGES, [ask(i) for i in range(40)])
+        futures = scheduler.submit_many(
+            provider,
+            MESSAGES,
+            [claude(i, "claude-sonnet-4-5", max_tokens=20, temperature=0) for i in range(40)],
+        )
         wait_for(lambda: emulator.stats.batches_created == 1)
         emulator.knobs.expire_after_fraction = None
         results = batch_llm.wait(futures, timeout=60)
@@ -129,12 +127,21 @@ def test_crash_between_create_and_record_is_reconciled_by_time_and_size(
     journal = tmp_path / "j.sqlite3"
     emulator.knobs.processing_delay = 1
     first = Scheduler(journal=DiesAfterCreate(journal), **FAST)
-    lost = first.submit_many(provider, MESSAGES, [ask(i) for i in range(7)])
+    lost = first.submit_many(
+        provider,
+        MESSAGES,
+        [claude(i, "claude-sonnet-4-5", max_tokens=20, temperature=0) for i in range(7)],
+    )
     assert all(isinstance(e, RuntimeError) for e in batch_llm.wait(lost, return_exceptions=True))
     first.close()
     with Scheduler(journal=journal, **FAST) as second:
         results = batch_llm.wait(
-            second.submit_many(provider, MESSAGES, [ask(i) for i in range(7)]), timeout=30
+            second.submit_many(
+                provider,
+                MESSAGES,
+                [claude(i, "claude-sonnet-4-5", max_tokens=20, temperature=0) for i in range(7)],
+            ),
+            timeout=30,
         )
     assert [answer(r) for r in results] == [str(i + 1) for i in range(7)]
     assert emulator.stats.batches_created == 1

@@ -13,12 +13,12 @@ from typing import Any
 
 import openai
 import pytest
+from helpers import CHAT, chat
 
 import batch_llm
 from batch_llm import JsonlEvents, OpenAIProvider, Scheduler
 from batch_llm.emulator import Emulator
 
-CHAT = "/v1/chat/completions"
 SECRET = "sk-do-not-leak-7f3a"
 FAST: dict[str, Any] = {"poll_interval": 0.02, "poll_max": 0.05}
 COMMON = {
@@ -36,21 +36,15 @@ COMMON = {
 }
 
 
-def chat(i: int) -> dict[str, Any]:
-    return {
-        "model": "gpt-4o-mini",
-        "temperature": 0,
-        "messages": [{"role": "user", "content": f"What is {i} + 1?"}],
-    }
-
-
 @pytest.fixture
 def provider(emulator: Emulator) -> OpenAIProvider:
     return OpenAIProvider(base_url=emulator.openai_base_url, api_key=SECRET, max_retries=0)
 
 
 def run(scheduler: Scheduler, provider: OpenAIProvider, n: int, **options: Any) -> list[Any]:
-    futures = scheduler.submit_many(provider, CHAT, [chat(i) for i in range(n)], **options)
+    futures = scheduler.submit_many(
+        provider, CHAT, [chat(i, "gpt-4o-mini", temperature=0) for i in range(n)], **options
+    )
     return batch_llm.wait(futures, return_exceptions=True, timeout=60)
 
 
@@ -215,9 +209,15 @@ def test_differently_stamped_requests_never_share_a_batch(
     emulator: Emulator, provider: OpenAIProvider
 ) -> None:
     with Scheduler(journal="off", window=0.1, **FAST) as scheduler:
-        a = scheduler.submit(provider, CHAT, chat(1), metadata={"run_id": "a"})
-        b = scheduler.submit(provider, CHAT, chat(2), metadata={"run_id": "b"})
-        c = scheduler.submit(provider, CHAT, chat(3), metadata={"run_id": "a"})
+        a = scheduler.submit(
+            provider, CHAT, chat(1, "gpt-4o-mini", temperature=0), metadata={"run_id": "a"}
+        )
+        b = scheduler.submit(
+            provider, CHAT, chat(2, "gpt-4o-mini", temperature=0), metadata={"run_id": "b"}
+        )
+        c = scheduler.submit(
+            provider, CHAT, chat(3, "gpt-4o-mini", temperature=0), metadata={"run_id": "a"}
+        )
         batch_llm.wait([a, b, c], timeout=30)
     assert a.batch_id == c.batch_id != b.batch_id
     assert emulator.stats.batches_created == 2

@@ -7,6 +7,7 @@ from typing import Any
 
 import openai
 import pytest
+from helpers import CHAT, chat
 
 import batch_llm
 from batch_llm import (
@@ -19,12 +20,6 @@ from batch_llm import (
     SchedulerClosedError,
 )
 from batch_llm.emulator import Emulator
-
-CHAT = "/v1/chat/completions"
-
-
-def chat(text: str) -> dict[str, Any]:
-    return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
 
 
 def run(scheduler: Scheduler, provider: OpenAIProvider, n: int) -> list[Any]:

@@ -3,9 +3,8 @@ driven by the OpenAI adapter, and reported under their own name."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from helpers import CHAT, chat
 
 import batch_llm
 from batch_llm import (
@@ -17,12 +16,6 @@ from batch_llm import (
 )
 from batch_llm.emulator import Emulator
 from batch_llm.providers import PRESETS, OpenAICompatibleProvider
-
-CHAT = "/v1/chat/completions"
-
-
-def chat(text: str) -> dict[str, Any]:
-    return {"model": "llama-3.1-8b-instant", "messages": [{"role": "user", "content": text}]}
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +79,9 @@ def test_a_preset_runs_batches_and_reports_its_name(
         completion_window="1h",  # Doubleword's shorter window
         max_retries=0,
     )
-    futures = scheduler.submit_many(provider, CHAT, [chat(f"p-{i}") for i in range(5)])
+    futures = scheduler.submit_many(
+        provider, CHAT, [chat(f"p-{i}", "llama-3.1-8b-instant") for i in range(5)]
+    )
     results = batch_llm.wait(futures, timeout=30)
     assert [r["choices"][0]["message"]["content"] for r in results] == [
         f"llama-3.1-8b-instant says: p-{i}" for i in range(5)

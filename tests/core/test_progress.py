@@ -10,18 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from helpers import CHAT, chat
 from tqdm import tqdm
 
 import batch_llm
 from batch_llm import OpenAIProvider, RequestFuture, Scheduler
 from batch_llm import _progress as progress_module
 from batch_llm.emulator import Emulator
-
-CHAT = "/v1/chat/completions"
-
-
-def chat(i: int) -> dict[str, Any]:
-    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"What is {i} + 1?"}]}
 
 
 class Recorder:
@@ -76,7 +71,9 @@ def test_bar_moves_from_zero_to_total_and_finishes_only_with_the_results(
     futures: list[RequestFuture] = []
     recorder = Recorder(futures)
     with Scheduler(poll_interval=0.02, poll_max=0.05, journal="off") as scheduler:
-        futures += scheduler.submit_many(provider, CHAT, [chat(i) for i in range(2000)])
+        futures += scheduler.submit_many(
+            provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(2000)]
+        )
         results = batch_llm.wait(futures, progress=recorder, timeout=60)
     assert len(results) == 2000
     (bar,) = recorder.bars
@@ -100,7 +97,7 @@ def test_several_batches_are_summed_and_described(
 ) -> None:
     emulator.knobs.processing_delay = 0.3
     recorder = Recorder()
-    bodies = [chat(i) for i in range(30)] + [{**chat(i), "model": "gpt-4o"} for i in range(30)]
+    bodies = [chat(i, "gpt-4o-mini") for i in range(30)] + [chat(i, "gpt-4o") for i in range(30)]
     with Scheduler(poll_interval=0.02, poll_max=0.05, journal="off") as scheduler:
         futures = scheduler.submit_many(provider, CHAT, bodies)
         recorder.futures = futures
@@ -114,7 +111,7 @@ def test_several_batches_are_summed_and_described(
 async def test_gather_shows_progress_too(emulator: Emulator, provider: OpenAIProvider) -> None:
     recorder = Recorder()
     with Scheduler(poll_interval=0.02, journal="off") as scheduler:
-        futures = scheduler.submit_many(provider, CHAT, [chat(i) for i in range(20)])
+        futures = scheduler.submit_many(provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(20)])
         recorder.futures = futures
         results = await batch_llm.gather(futures, progress=recorder)
     assert len(results) == 20
@@ -126,10 +123,12 @@ def test_scheduler_progress_setting_draws_for_its_fan_outs(
 ) -> None:
     recorder = Recorder()
     with Scheduler(window=0.05, poll_interval=0.02, journal="off", progress=recorder) as scheduler:
-        batch_llm.wait(scheduler.submit_many(provider, CHAT, [chat(i) for i in range(5)]))
+        batch_llm.wait(
+            scheduler.submit_many(provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(5)])
+        )
         # A single call collected by the window never draws a bar of its own.
-        batch_llm.wait([scheduler.submit(provider, CHAT, chat(99), flush=True)])
-        scheduler.submit(provider, CHAT, chat(98)).result(30)
+        batch_llm.wait([scheduler.submit(provider, CHAT, chat(99, "gpt-4o-mini"), flush=True)])
+        scheduler.submit(provider, CHAT, chat(98, "gpt-4o-mini")).result(30)
     assert len(recorder.bars) == 1 and recorder.bars[0].total == 5
 
 
@@ -236,7 +235,7 @@ def test_a_broken_bar_never_breaks_the_wait(emulator: Emulator, provider: OpenAI
         raise RuntimeError("no display here")
 
     with Scheduler(poll_interval=0.02, journal="off") as scheduler:
-        futures = scheduler.submit_many(provider, CHAT, [chat(i) for i in range(3)])
+        futures = scheduler.submit_many(provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(3)])
         assert len(batch_llm.wait(futures, progress=broken, timeout=30)) == 3
 
 
@@ -245,7 +244,7 @@ def test_track_progress_serves_callers_that_wait_their_own_way(
 ) -> None:
     recorder = Recorder()
     with Scheduler(poll_interval=0.02, journal="off") as scheduler:
-        futures = scheduler.submit_many(provider, CHAT, [chat(i) for i in range(4)])
+        futures = scheduler.submit_many(provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(4)])
         with batch_llm.track_progress(futures, progress=recorder, desc="mine"):
             for future in futures:
                 future.result(30)

@@ -9,16 +9,11 @@ from typing import Any
 
 import openai
 import pytest
+from helpers import CHAT, chat
 
 import batch_llm
 from batch_llm import OpenAIProvider, Scheduler
 from batch_llm.emulator import Emulator
-
-CHAT = "/v1/chat/completions"
-
-
-def chat(text: str, model: str = "gpt-4o", **params: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], **params}
 
 
 def answer(body: dict[str, Any]) -> str:

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ._cost import format_money
-from ._scheduler import Scheduler
-from ._waiting import wait
-from .providers import OpenAIProvider
+from .._cost import format_money
+from .._scheduler import Scheduler
+from .._waiting import wait
+from ..providers import OpenAIProvider
 
 __all__ = ["run_demo"]
 
@@ -72,7 +72,7 @@ class _Progress:
 
 def run_demo(*, requests: int = 1000, delay: float = 3.0, out: TextIO | None = None) -> int:
     """Run the demo; returns the process exit code."""
-    from .emulator import Emulator
+    from ..emulator import Emulator
 
     stream = out or sys.stdout
     print_: Callable[[str], None] = lambda text: print(text, file=stream, flush=True)  # noqa: E731

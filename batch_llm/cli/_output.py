@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from ._cost import format_table
+from .._cost import format_table
 
 __all__ = ["Output", "iso_time", "local_time"]
 

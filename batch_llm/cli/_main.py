@@ -1,14 +1,4 @@
-"""The ``batch-llm`` command.
-
-- ``batch-llm batches``: the journal's batches (``--remote``: the provider's), and
-  ``batches show|cancel|results ID`` for one of them;
-- ``batch-llm cost``: what the journal's batches cost, batch price against realtime;
-- ``batch-llm emulator``: the offline provider emulator;
-- ``batch-llm demo``: a batched fan-out against the emulator.
-
-Tables are drawn with rich on a terminal when it is installed, as plain aligned text otherwise;
-``--json`` prints JSON. Credentials come from the environment, never from the journal.
-"""
+"""The ``batch-llm`` command line: its argument parser and entry point."""
 
 from __future__ import annotations
 
@@ -19,16 +9,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._cli_batches import cancel_batch, list_batches, show_batch, write_results
-from ._cli_cost import show_cost
-from ._cli_journal import CLIError
-from ._cli_output import Output
+from ._batches import cancel_batch, list_batches, show_batch, write_results
+from ._cost import show_cost
+from ._errors import CLIError
+from ._output import Output
 
 __all__ = ["build_parser", "main"]
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from .emulator import Emulator
+    from ..emulator import Emulator
 
     emulator = Emulator(host=args.host, port=args.port)
     print(
@@ -180,7 +170,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,19 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from ._cli_journal import (
-    CLIError,
-    adapter_for,
-    find_intent,
-    open_existing_journal,
-    probe,
-    redact,
-    run_async,
-    stored_results,
-)
-from ._cli_output import Output, iso_time, local_time
-from ._journal import Intent, SQLiteJournal
-from .providers import BatchStatus, Provider
+from .._journal import Intent, SQLiteJournal
+from .._redact import redact
+from ..providers import BatchStatus, Provider
+from ._adapter import adapter_for, run_async
+from ._errors import CLIError
+from ._journal import find_intent, open_existing_journal, probe, stored_results
+from ._output import Output, iso_time, local_time
 
 __all__ = ["cancel_batch", "list_batches", "show_batch", "write_results"]
 

@@ -12,18 +12,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from ._cli_journal import (
-    CLIError,
-    adapter_for,
-    batch_key,
-    open_existing_journal,
-    redact,
-    run_async,
-    stored_results,
-)
-from ._cli_output import Output, local_time
-from ._cost import CostReport, UsageMeter, format_money
-from ._journal import Intent, Journal
+from .._cost import CostReport, UsageMeter, format_money
+from .._journal import Intent, Journal
+from .._redact import redact
+from ._adapter import adapter_for, run_async
+from ._errors import CLIError
+from ._journal import batch_key, open_existing_journal, stored_results
+from ._output import Output, local_time
 
 __all__ = ["JournalCost", "journal_cost", "show_cost"]
 
