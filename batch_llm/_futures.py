@@ -20,7 +20,14 @@ from typing import Any
 from ._config import ProgressOption
 from ._events import EventHub
 
-__all__ = ["RequestFuture", "await_all", "group_latch", "on_all_done", "outcome"]
+__all__ = [
+    "RequestFuture",
+    "await_all",
+    "before_blocking",
+    "group_latch",
+    "on_all_done",
+    "outcome",
+]
 
 logger = logging.getLogger("batch_llm")
 
@@ -54,6 +61,7 @@ class RequestFuture:
         "batch_id",
         "custom_id",
         "deadline",
+        "on_block",
         "provider",
     )
 
@@ -63,6 +71,9 @@ class RequestFuture:
         self.custom_id: str | None = None
         self.batch_id: str | None = None
         self.deadline: float | None = None
+        # Called before a thread blocks on this future: a round that holds the request
+        # releases it if that thread is the one its own progress depends on.
+        self.on_block: Callable[[], object] | None = None
         self._state = _PENDING
         self._value: Any = None
         self._event: threading.Event | None = None
@@ -132,6 +143,7 @@ class RequestFuture:
     def _wait(self, timeout: float | None) -> None:
         if self._state != _PENDING:
             return
+        before_blocking([self])
         with _LOCK:
             if self._state != _PENDING:
                 return
@@ -246,6 +258,14 @@ class _Latch:
         self.event.set()
         for fn in callbacks:
             fn()
+
+
+def before_blocking(futures: Sequence[RequestFuture]) -> None:
+    """Tell whoever holds these unanswered requests that a thread is about to block on them."""
+    hooks = {f.on_block for f in futures if f.on_block is not None and not f.done()}
+    for hook in hooks:
+        if hook is not None:
+            hook()
 
 
 def _call(fn: Callback, future: RequestFuture) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -59,12 +60,14 @@ class LoopThread:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the loop, from any thread."""
+        """Run ``fn(*args)`` on the loop, from any thread, in a context of its own: what the
+        caller's context holds (its round's job, its framework's run) is not the loop's."""
         loop = self.loop
+        context = contextvars.Context()
         if self.in_loop_thread():
-            loop.call_soon(fn, *args)
+            loop.call_soon(fn, *args, context=context)
         else:
-            loop.call_soon_threadsafe(fn, *args)
+            loop.call_soon_threadsafe(fn, *args, context=context)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the loop and return a thread-safe future of its result."""

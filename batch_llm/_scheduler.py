@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ._batch import Batch, BatchRecord, Queue
 from ._config import Config, ProgressOption
@@ -39,8 +39,9 @@ from ._journal_io import JournalWriter
 from ._loop import LoopThread
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
+from ._rounds import Held, current_job, shared_round
 from ._runner import BatchRunner, ExpiryPolicy, Runner
-from ._waiters import Waiters, add_waiters, settle
+from ._waiters import Waiters, add_waiters, each, settle
 from .providers import Prepared, Provider, resolve_provider
 
 __all__ = ["BatchRecord", "Scheduler"]
@@ -48,6 +49,16 @@ __all__ = ["BatchRecord", "Scheduler"]
 logger = logging.getLogger("batch_llm")
 
 Dedupe = bool | Literal["auto"]
+
+
+class _Submission(NamedTuple):
+    """Checked requests on their way to the queues (possibly held by a round first)."""
+
+    adapter: Provider
+    prepared: list[Prepared | BaseException]
+    futures: list[RequestFuture]
+    stamp: Hashable
+    extra: dict[str, str] | None
 
 
 class Scheduler:
@@ -218,6 +229,7 @@ class Scheduler:
         return_exceptions: bool = False,
         deadline: float | None = None,
         metadata: Mapping[str, str] | None = None,
+        share_round: bool = False,
     ) -> list[RequestFuture]:
         """Queue a fan-out and return one future per body, in order.
 
@@ -230,9 +242,22 @@ class Scheduler:
         ``metadata`` is stamped on these requests' batches on top of the scheduler's own
         (a run id, say); requests with different metadata never share a batch, but a request
         identical to one already in flight joins that batch, whatever its metadata.
+
+        ``share_round``, for callers that await the futures on the running event loop: hold
+        the fan-out for a few steps of that loop, so that fan-outs started together (an
+        ``asyncio.gather`` of them) go up as one batch. Inside a job of a ``Round`` every
+        request is held for the round anyway.
         """
         return self._submit(
-            provider, endpoint, bodies, flush, return_exceptions, deadline, metadata, fan_out=flush
+            provider,
+            endpoint,
+            bodies,
+            flush,
+            return_exceptions,
+            deadline,
+            metadata,
+            fan_out=flush,
+            share_round=share_round,
         )
 
     def _submit(
@@ -246,6 +271,7 @@ class Scheduler:
         metadata: Mapping[str, str] | None,
         *,
         fan_out: bool,
+        share_round: bool = False,
     ) -> list[RequestFuture]:
         adapter = resolve_provider(provider)
         if deadline is not None and not adapter.supports("realtime"):
@@ -277,38 +303,78 @@ class Scheduler:
             due = self._clock() + deadline
             for future in futures:
                 future.deadline = due
+        submission = _Submission(adapter, prepared, futures, stamp, extra)
+        job = current_job()
+        holder = job.round if job is not None else (shared_round() if share_round else None)
+        if holder is not None:
+            with self._lock:
+                if self._closed:
+                    raise SchedulerClosedError("the scheduler is closed")
+            holder.hold(Held(futures, self._release, submission, self.config.window), job)
+            return futures
+        self._queue([submission], flush=flush)
+        return futures
+
+    def _release(self, submissions: list[_Submission]) -> list[list[RequestFuture]]:
+        """Submissions a round held, queued and flushed together: each queue they reach is
+        cut once. Returns the futures of each batch cut."""
+        return self._queue(submissions, flush=True)
+
+    def _queue(self, submissions: list[_Submission], *, flush: bool) -> list[list[RequestFuture]]:
+        """Requests checked already: joined to a batch that holds them, re-attached to one an
+        earlier run submitted, or queued (and, with ``flush``, every queue they reach cut
+        now). Returns the futures of each batch cut."""
         ready: list[Batch] = []
         timers: list[tuple[Queue, int]] = []
-        attach: dict[str, list[tuple[Prepared, RequestFuture]]] = {}
+        attach: list[tuple[_Submission, dict[str, list[tuple[Prepared, RequestFuture]]]]] = []
+        fresh: list[list[tuple[Prepared, RequestFuture]]] = []
         with self._lock, gc_paused():
             if self._closed:
                 raise SchedulerClosedError("the scheduler is closed")
-            self._name_repeats(prepared)
-            fresh = self._attach_to_held(adapter, prepared, futures, attach)
-        found = self._journal_lookup(adapter, fresh)
+            for sub in submissions:
+                self._name_repeats(sub.prepared)
+                joins: dict[str, list[tuple[Prepared, RequestFuture]]] = {}
+                fresh.append(self._attach_to_held(sub.adapter, sub.prepared, sub.futures, joins))
+                attach.append((sub, joins))
+        found = [
+            self._journal_lookup(sub.adapter, new)
+            for sub, new in zip(submissions, fresh, strict=True)
+        ]
+        flights: list[list[RequestFuture]] = []
         with self._lock, gc_paused():
             touched: dict[int, Queue] = {}
-            for item, future in fresh:
-                intent = found.get(item.custom_id)
-                if intent is not None:
-                    attach.setdefault(intent.intent_id, []).append((item, future))
-                    continue
-                queue = self._enqueue(
-                    adapter, item, future, ready, timers, arm=not flush, stamp=stamp, extra=extra
-                )
-                touched[id(queue)] = queue
+            for sub, new, known, (_, joins) in zip(submissions, fresh, found, attach, strict=True):
+                for item, future in new:
+                    intent = known.get(item.custom_id)
+                    if intent is not None:
+                        joins.setdefault(intent.intent_id, []).append((item, future))
+                        continue
+                    queue = self._enqueue(
+                        sub.adapter,
+                        item,
+                        future,
+                        ready,
+                        timers,
+                        arm=not flush,
+                        stamp=sub.stamp,
+                        extra=sub.extra,
+                    )
+                    touched[id(queue)] = queue
             if flush:
                 ready.extend(self._cut(q) for q in touched.values() if q.lines)
-        intents = {i.intent_id: i for i in found.values()}
-        for intent_id, items in attach.items():
-            self._loop.call_soon(
-                self._attach, adapter, intents.get(intent_id), intent_id, items, extra
-            )
+            # Which futures each batch answers, read before any of them is launched.
+            flights = [[f for w in b.pending.values() for f in each(w)] for b in ready]
+        for (sub, joins), known in zip(attach, found, strict=True):
+            intents = {i.intent_id: i for i in known.values()}
+            for intent_id, items in joins.items():
+                self._loop.call_soon(
+                    self._attach, sub.adapter, intents.get(intent_id), intent_id, items, sub.extra
+                )
         for queue, generation in timers:
             self._loop.call_soon(self._arm_window, queue, generation)
         for batch in ready:
             self._loop.call_soon(self._runner.launch, batch)
-        return futures
+        return flights
 
     def flush(self) -> None:
         """Submit everything queued now, without waiting for any window."""

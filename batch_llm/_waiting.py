@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._config import ProgressOption
-from ._futures import RequestFuture, await_all, group_latch, on_all_done, outcome
+from ._futures import (
+    RequestFuture,
+    await_all,
+    before_blocking,
+    group_latch,
+    on_all_done,
+    outcome,
+)
 from ._progress import display_for
 
 __all__ = ["gather", "wait"]
@@ -30,6 +37,7 @@ def wait(
     """
     display = display_for(futures, progress) if progress is not False else None
     try:
+        before_blocking(futures)
         latch = group_latch(futures)
         if latch is not None:
             event = latch.event
