@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread"]
+__all__ = ["LoopThread", "run_sync"]
 
 T = TypeVar("T")
 
@@ -85,3 +85,27 @@ class LoopThread:
             thread.join(timeout)
         if not thread.is_alive():
             loop.close()
+
+
+def run_sync(coro: Coroutine[Any, Any, T], *, workers: int = 64) -> T:
+    """Run ``coro`` to its end from sync code, in scripts and inside a running event loop
+    alike (Jupyter's): on an event loop of its own, in the calling thread if it runs no loop,
+    else in a thread of its own that the caller waits on. The coroutine sees the caller's
+    context variables. Sync work it hands to the loop's default executor gets up to
+    ``workers`` threads, so that many jobs can each block a thread on a batch at once.
+    """
+    context = contextvars.copy_context()
+
+    def run() -> T:
+        with asyncio.Runner() as runner:
+            runner.get_loop().set_default_executor(
+                concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="batch-llm-job")
+            )
+            return runner.run(coro, context=context)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batch-llm-run") as pool:
+        return pool.submit(run).result()

@@ -41,13 +41,22 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._futures import RequestFuture
 
-__all__ = ["Held", "Job", "Round", "current_job", "current_round", "shared_round"]
+__all__ = [
+    "Held",
+    "Job",
+    "Round",
+    "current_holder",
+    "current_job",
+    "current_round",
+    "shared_round",
+    "together",
+]
 
 logger = logging.getLogger("batch_llm")
 
@@ -59,6 +68,7 @@ SETTLE_STEPS = 3
 DEFAULT_QUIET = 3.0
 
 _JOB: ContextVar[Job | None] = ContextVar("batch_llm_round_job", default=None)
+_TOGETHER: ContextVar[_Together | None] = ContextVar("batch_llm_together", default=None)
 
 #: What releases held requests: the scheduler's, called with every payload it handed the round
 #: (in order); it queues and flushes them, and returns the futures of each batch it cut.
@@ -354,27 +364,13 @@ class Round:
             self._quiet_timer.cancel()
             self._quiet_timer = None
         held, self._held = self._held, []
-        groups: dict[Release, list[Held]] = {}
-        for item in held:
-            groups.setdefault(item.release, []).append(item)
-        requests = 0
-        for release, items in groups.items():
-            requests += sum(len(item.futures) for item in items)
-            try:
-                batches = release([item.payload for item in items])
-            except Exception as exc:  # a closed scheduler: every caller hears of it
-                for item in items:
-                    for future in item.futures:
-                        if not future.done():
-                            future.set_exception(exc)
-                continue
-            tickets = self._tickets
-            for futures in batches:
-                mine = [t for f in futures if (t := tickets.get(id(f))) is not None]
-                flight = _Flight(len(mine))
-                for ticket in mine:
-                    ticket.flight = flight
-        self.releases.append((why, requests))
+        tickets = self._tickets
+        for futures in _release_all(held):
+            mine = [t for f in futures if (t := tickets.get(id(f))) is not None]
+            flight = _Flight(len(mine))
+            for ticket in mine:
+                ticket.flight = flight
+        self.releases.append((why, sum(len(item.futures) for item in held)))
 
 
 def unit_of_caller() -> Hashable:
@@ -416,3 +412,77 @@ def shared_round() -> Round | None:
                 del _shared[old]
             found = _shared[loop] = Round()
         return found
+
+
+def _release_all(held: list[Held]) -> list[list[RequestFuture]]:
+    """Send what was held: one release per scheduler, so each queue is cut once. A release
+    that fails (a closed scheduler) fails its own callers."""
+    groups: dict[Release, list[Held]] = {}
+    for item in held:
+        groups.setdefault(item.release, []).append(item)
+    batches: list[list[RequestFuture]] = []
+    for release, items in groups.items():
+        try:
+            batches += release([item.payload for item in items])
+        except Exception as exc:
+            for item in items:
+                for future in item.futures:
+                    if not future.done():
+                        future.set_exception(exc)
+    return batches
+
+
+class _Together:
+    """Submissions of one ``together()`` block, sent when it ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: list[Held] = []
+
+    def hold(self, held: Held, job: Job | None = None) -> None:
+        for future in held.futures:
+            future.on_block = self.release  # waiting inside the block must not deadlock it
+        with self._lock:
+            self._held.append(held)
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+        if held:
+            _release_all(held)
+
+
+@contextlib.contextmanager
+def together() -> Iterator[None]:
+    """Everything submitted in this block goes up together as it ends: fan-outs made one
+    after another (one per model of a configurable chain, say) reach each queue once, and
+    become one batch per queue. Code in the block that waits on its own requests sends
+    what is held so far at once, rather than wait for the block to end."""
+    holder = _Together()
+    token = _TOGETHER.set(holder)
+    try:
+        yield
+    finally:
+        _TOGETHER.reset(token)
+        holder.release()
+
+
+class Holder(Protocol):
+    """Something that holds submissions for a while: a ``Round``, or a ``together()`` block."""
+
+    def hold(self, held: Held, job: Job | None = None) -> None: ...
+
+
+def current_holder(share_round: bool) -> tuple[Holder | None, Job | None]:
+    """Who holds a submission made now: the caller's round job, else its ``together()``
+    block, else (for a fan-out awaited on a running loop, ``share_round``) that loop's shared
+    round; ``(None, None)`` to queue it at once."""
+    job = _JOB.get()
+    if job is not None:
+        return job.round, job
+    block = _TOGETHER.get()
+    if block is not None:
+        return block, None
+    if share_round:
+        return shared_round(), None
+    return None, None

@@ -39,7 +39,7 @@ from ._journal_io import JournalWriter
 from ._loop import LoopThread
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
-from ._rounds import Held, current_job, shared_round
+from ._rounds import Held, current_holder
 from ._runner import BatchRunner, ExpiryPolicy, Runner
 from ._waiters import Waiters, add_waiters, each, settle
 from .providers import Prepared, Provider, resolve_provider
@@ -304,8 +304,7 @@ class Scheduler:
             for future in futures:
                 future.deadline = due
         submission = _Submission(adapter, prepared, futures, stamp, extra)
-        job = current_job()
-        holder = job.round if job is not None else (shared_round() if share_round else None)
+        holder, job = current_holder(share_round)
         if holder is not None:
             with self._lock:
                 if self._closed:

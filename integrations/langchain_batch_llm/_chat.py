@@ -264,7 +264,7 @@ class BatchChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> LLMResult:
         fan_out = self._generate_fan_out(
-            messages, stop, callbacks, tags, metadata, run_name, run_id, kwargs
+            messages, stop, callbacks, tags, metadata, run_name, run_id, kwargs, share_round=True
         )
         if fan_out.futures:
             await batch_llm.gather(fan_out.futures, return_exceptions=True)
@@ -281,6 +281,7 @@ class BatchChatModel(BaseChatModel):
         run_name: str | None,
         run_id: Any,
         kwargs: dict[str, Any],
+        share_round: bool = False,
     ) -> FanOut:
         config: RunnableConfig = {
             "callbacks": callbacks,
@@ -298,6 +299,7 @@ class BatchChatModel(BaseChatModel):
             stop=stop,
             flush=len(messages) > 1,
             as_messages=True,
+            share_round=share_round,
             **kwargs,
         )
 

@@ -113,11 +113,14 @@ class FanOut:
         stop: list[str] | None,
         flush: bool,
         as_messages: bool = False,
+        share_round: bool = False,
         **kwargs: Any,
     ) -> None:
         self.model = model
         self.stop = stop
         self.flush = flush
+        # Awaited on the caller's loop: fan-outs started together there may share a batch.
+        self.share_round = share_round
         ls_format = kwargs.pop("ls_structured_output_format", None) or kwargs.pop(
             "structured_output_format", None
         )
@@ -239,6 +242,7 @@ class FanOut:
                 flush=self.flush,
                 return_exceptions=True,
                 metadata=model.batch_metadata,
+                share_round=self.share_round,
             )
             for item, future in zip(items, futures, strict=True):
                 item.pre.future = future

@@ -1,0 +1,260 @@
+"""Fan-outs that LangChain runs itself, one provider batch per round of model calls.
+
+``chain.batch(inputs)`` of a chain whose model is a ``BatchChatModel`` is one batch: the
+sequence hands the whole list to the model's own ``batch``. Most runnables do not:
+``RunnableParallel``, LangGraph graphs, agents and configurable models run ``invoke`` per
+input through a pool of ``max_concurrency`` threads (by default min(32, CPUs + 4)), so the
+model sees one pool's worth of single calls at a time, and the window cuts them into many
+sequential batches. ``batch``/``abatch`` here run the runnable's async path for every input
+at once, each input a job of one ``batch_llm`` round: whatever the runnable does (parallel
+branches, ``Send`` fan-outs, tool calls between model calls), each round of model calls goes
+up as one batch as soon as every input is waiting on it. LangChain's callback runs tell the
+round which branches are still working, so a branch still retrieving keeps the round open.
+
+``sweep`` does the same for several runnables over the same inputs (models x prompts): every
+runnable's batches go up together, and the sweep waits one turnaround, not one per runnable.
+
+Sync calls run on an event loop of their own, so they work in scripts and inside Jupyter's
+running loop alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langchain_core.runnables import Runnable, RunnableConfig, get_config_list
+
+from batch_llm._loop import run_sync
+from batch_llm._rounds import Round, current_job
+
+__all__ = ["abatch", "asweep", "batch", "sweep"]
+
+# Threads for the sync steps of a runnable run this way: every job may block one on a batch.
+_MIN_WORKERS = 64
+
+
+class _RoundRuns(BaseCallbackHandler):
+    """Tells each job's round which LangChain runs of it are going on (see ``_rounds``)."""
+
+    run_inline = True  # called in the run's own task or thread, which is what the round needs
+
+    @staticmethod
+    def _start(run_id: UUID, parent_run_id: UUID | None) -> None:
+        job = current_job()
+        if job is not None:
+            job.run_started(run_id, parent_run_id)
+
+    @staticmethod
+    def _end(run_id: UUID) -> None:
+        job = current_job()
+        if job is not None:
+            job.run_ended(run_id)
+
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **_: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id)
+
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **_: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id)
+
+    def on_llm_start(
+        self,
+        serialized: Any,
+        prompts: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **_: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id)
+
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **_: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id)
+
+    def on_retriever_start(
+        self,
+        serialized: Any,
+        query: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **_: Any,
+    ) -> None:
+        self._start(run_id, parent_run_id)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **_: Any) -> None:
+        self._end(run_id)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
+        self._end(run_id)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **_: Any) -> None:
+        self._end(run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
+        self._end(run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **_: Any) -> None:
+        self._end(run_id)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
+        self._end(run_id)
+
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **_: Any) -> None:
+        self._end(run_id)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
+        self._end(run_id)
+
+
+_RUNS = _RoundRuns()
+
+
+def _with_runs(config: RunnableConfig) -> RunnableConfig:
+    """``config`` with the round's callback handler added to whatever callbacks it has."""
+    callbacks = config.get("callbacks")
+    if callbacks is None:
+        handlers: Any = [_RUNS]
+    elif isinstance(callbacks, BaseCallbackManager):
+        handlers = callbacks.copy()
+        handlers.add_handler(_RUNS, inherit=True)
+    else:
+        handlers = [*callbacks, _RUNS]
+    return {**config, "callbacks": handlers}
+
+
+async def _job(
+    runnable: Runnable[Any, Any],
+    value: Any,
+    config: RunnableConfig,
+    return_exceptions: bool,
+    kwargs: dict[str, Any],
+) -> Any:
+    try:
+        return await runnable.ainvoke(value, _with_runs(config), **kwargs)
+    except Exception as exc:
+        if return_exceptions:
+            return exc
+        raise
+
+
+async def abatch(
+    runnable: Runnable[Any, Any],
+    inputs: Sequence[Any],
+    config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+    *,
+    return_exceptions: bool = False,
+    **kwargs: Any,
+) -> list[Any]:
+    """``runnable.abatch(inputs)``, with each round of its model calls sent as one batch.
+
+    Every input runs at once (``max_concurrency`` is left to the runnable's own steps: the
+    provider's batch is the limit), each a job of one round (module docstring). Callbacks,
+    tags and metadata are per input, as ``abatch`` gives them; with ``return_exceptions`` each
+    failure takes its input's place, else the first failure is raised.
+    """
+    if not inputs:
+        return []
+    configs = get_config_list(config, len(inputs))
+    rounds = Round(jobs=len(inputs))
+    return await rounds.gather(
+        *(
+            _job(runnable, value, cfg, return_exceptions, kwargs)
+            for value, cfg in zip(inputs, configs, strict=True)
+        )
+    )
+
+
+def batch(
+    runnable: Runnable[Any, Any],
+    inputs: Sequence[Any],
+    config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+    *,
+    return_exceptions: bool = False,
+    **kwargs: Any,
+) -> list[Any]:
+    """``runnable.batch(inputs)``, with each round of its model calls sent as one batch.
+
+    Works for any runnable: an LCEL chain, ``RunnableParallel``, a LangGraph graph (``Send``
+    fan-outs included), an agent. Runs the runnable's async path on an event loop of its own
+    (see ``abatch``), so it works in scripts and inside Jupyter's running loop; sync steps
+    run in threads, as they do under ``ainvoke``.
+    """
+    if not inputs:
+        return []
+    return run_sync(
+        abatch(runnable, inputs, config, return_exceptions=return_exceptions, **kwargs),
+        workers=max(_MIN_WORKERS, 2 * len(inputs)),
+    )
+
+
+async def asweep(
+    runnables: Mapping[str, Runnable[Any, Any]],
+    inputs: Sequence[Any],
+    config: RunnableConfig | None = None,
+    *,
+    return_exceptions: bool = False,
+    **kwargs: Any,
+) -> dict[str, list[Any]]:
+    """Every runnable over the same inputs (models x prompts, say), as one fan-out: each
+    round's batches (one per model) go up together, so the sweep waits one turnaround, not
+    one per runnable. Returns each runnable's outputs, in input order, under its name."""
+    names = list(runnables)
+    if not inputs or not names:
+        return {name: [] for name in names}
+    rounds = Round(jobs=len(names) * len(inputs))
+    flat = await rounds.gather(
+        *(
+            _job(runnables[name], value, dict(config or {}), return_exceptions, kwargs)  # type: ignore[arg-type]
+            for name in names
+            for value in inputs
+        )
+    )
+    size = len(inputs)
+    return {name: flat[i * size : (i + 1) * size] for i, name in enumerate(names)}
+
+
+def sweep(
+    runnables: Mapping[str, Runnable[Any, Any]],
+    inputs: Sequence[Any],
+    config: RunnableConfig | None = None,
+    *,
+    return_exceptions: bool = False,
+    **kwargs: Any,
+) -> dict[str, list[Any]]:
+    """``asweep`` from sync code, in scripts and inside Jupyter's running loop alike::
+
+    results = sweep({"mini/terse": terse | mini, "mini/steps": steps | mini,
+                     "haiku/terse": terse | haiku, "haiku/steps": steps | haiku}, questions)
+    """
+    jobs = len(runnables) * len(inputs)
+    return run_sync(
+        asweep(runnables, inputs, config, return_exceptions=return_exceptions, **kwargs),
+        workers=max(_MIN_WORKERS, 2 * jobs),
+    )
