@@ -197,7 +197,16 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
         text = _ENCODER.encode(body)
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"request body is not JSON-serializable: {exc}") from None
-    return text.encode()
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (such as "\ud800", left by a bad decode or a sliced emoji) is a
+        # valid Python string but no valid UTF-8: no provider can be sent it.
+        bad = text[exc.start : exc.end].encode("unicode_escape").decode()
+        raise InvalidRequestError(
+            f"request body holds text that is not valid Unicode ({bad} at character "
+            f"{exc.start} of its JSON: {exc.reason}); it cannot be sent"
+        ) from None
 
 
 class Provider(abc.ABC):
