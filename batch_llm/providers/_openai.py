@@ -33,7 +33,7 @@ from ._base import (
     encode_body,
     new_usage,
 )
-from ._sdk import SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
+from ._sdk import SDKProvider, http_module_of, parse_result_lines, shared_ssl_context
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -263,17 +263,17 @@ class OpenAIProvider(SDKProvider):
         async with self.client.files.with_streaming_response.content(name) as response:
             yield response.iter_bytes()
 
-    async def parse_stream(
+    def parse_stream(
         self, status: BatchStatus, name: str, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[list[tuple[str, Any]]]:
-        endpoint = status.endpoint or CHAT
-        outcome = self._outcome
-        async for rows in iter_json_chunks(chunks):
-            yield [
-                (row["custom_id"], outcome(row, status.batch_id, endpoint))
-                for row in rows
-                if isinstance(row.get("custom_id"), str)
-            ]
+        batch_id, endpoint = status.batch_id, status.endpoint or CHAT
+        return parse_result_lines(
+            chunks,
+            functools.partial(self._outcome, batch_id=batch_id, endpoint=endpoint),
+            id_field="custom_id",
+            batch_id=batch_id,
+            stream=name,
+        )
 
     async def find_batch(
         self, intent_id: str, created_after: float, requests: int | None = None
