@@ -59,7 +59,12 @@ from collections.abc import (
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from .._errors import BatchError, InvalidRequestError, UnsupportedEndpointError
+from .._errors import (
+    BatchError,
+    InvalidRequestError,
+    MalformedResultError,
+    UnsupportedEndpointError,
+)
 from .._gc import gc_paused
 from ._base import (
     INTENT_KEY,
@@ -512,6 +517,10 @@ class GeminiProvider(SDKProvider):
             payload = b'{"requests":[{"model":' + json.dumps(model).encode() + b","
             payload += prepared.data[1:] + b"]}"
             answer, _ = await self._request("post", f"{model}:batchEmbedContents", payload)
+            try:
+                _check_one_embedding(answer)
+            except ValueError as exc:
+                raise MalformedResultError(f"the realtime {EMBED} answer: {exc}") from None
         else:
             answer, _ = await self._request("post", f"{model}:generateContent", prepared.data)
         return answer
@@ -654,7 +663,9 @@ class GeminiProvider(SDKProvider):
         if isinstance(response, Mapping):
             if endpoint == EMBED or "embedding" in response:
                 # What the realtime embed_content call receives (batchEmbedContents, one item).
-                return {"embeddings": [response.get("embedding")]}
+                answer = {"embeddings": [response.get("embedding")]}
+                _check_one_embedding(answer)
+                return answer
             return response
         error = entry.get("error")
         if isinstance(error, Mapping):
@@ -795,6 +806,30 @@ class _Operation(NamedTuple):
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def _check_one_embedding(answer: Mapping[str, Any]) -> None:
+    """An embedContent request embeds one content: its answer must hold exactly one vector.
+
+    Raises:
+        ValueError: it holds none, or more than one (a caller must never get a wrong one).
+    """
+    embeddings = answer.get("embeddings")
+    vectors = (
+        [e for e in embeddings if isinstance(e, Mapping) and isinstance(e.get("values"), list)]
+        if isinstance(embeddings, list)
+        else []
+    )
+    count = len(embeddings) if isinstance(embeddings, list) else 0
+    if count != 1 or len(vectors) != 1:
+        junk = (
+            f" (and {count - len(vectors)} entries that are not one)"
+            if count > len(vectors)
+            else ""
+        )
+        raise ValueError(
+            f"it holds {len(vectors)} embedding vectors{junk} for the request's 1 content"
+        )
 
 
 def _greedy(request: Mapping[str, Any]) -> bool:

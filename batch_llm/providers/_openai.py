@@ -20,6 +20,7 @@ from .._errors import (
     BatchError,
     BatchExpiredError,
     InvalidRequestError,
+    MalformedResultError,
     UnsupportedEndpointError,
 )
 from ._base import (
@@ -287,9 +288,32 @@ class OpenAIProvider(SDKProvider):
         return None
 
     async def realtime(self, prepared: Prepared) -> Any:
-        return await self.client.post(
+        body = await self.client.post(
             prepared.endpoint.removeprefix("/v1"), body=json.loads(prepared.data), cast_to=object
         )
+        try:
+            self.check_answer(prepared, body)
+        except ValueError as exc:
+            raise MalformedResultError(f"the realtime answer to this request has {exc}") from None
+        return body
+
+    def check_answer(self, prepared: Prepared, body: Any) -> None:
+        """An embeddings answer holds one vector per input, indexed 0 to n-1: with one too
+        few or too many, no vector can be trusted to belong to its text."""
+        if prepared.endpoint != EMBEDDINGS:
+            return
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise ValueError(f"no embedding vectors for its {prepared.inputs} input(s)")
+        if len(data) != prepared.inputs:
+            raise ValueError(f"{len(data)} embedding vectors for its {prepared.inputs} input(s)")
+        indexes = [item.get("index") if isinstance(item, dict) else None for item in data]
+        ints = [i for i in indexes if type(i) is int]
+        if len(ints) != len(indexes) or sorted(ints) != list(range(len(data))):
+            raise ValueError(
+                f"embedding vectors whose indexes are not 0 to {len(data) - 1} "
+                f"(one per input, each once)"
+            )
 
     def usage(self, endpoint: str, body: Any, key: Hashable = None) -> Usage | None:
         """Chat and completions report ``prompt_tokens``/``completion_tokens`` (cached tokens

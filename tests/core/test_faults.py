@@ -3,11 +3,14 @@
 - A result line that does not parse fails its own caller (named by the id left in the line),
   or, naming nobody, leaves its caller to be reported missing; every other caller is answered,
   live and when a re-run replays the journal's copy of the results.
+- An embeddings answer with more or fewer vectors than its request had inputs is never handed
+  out: its caller gets a clear error, every other vector is delivered, right and in order.
 - A body that cannot be encoded (a lone surrogate) is refused for that request alone.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -27,7 +30,10 @@ from batch_llm import (
 from batch_llm.emulator import Emulator
 
 CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+EMBEDDER = "text-embedding-3-small"
 FLASH = "gemini-2.5-flash"
+GEMINI_EMBEDDER = "gemini-embedding-001"
 # The emulator damages result lines by input position: ``index % N == N - 1``.
 LINE_NUMBER = re.compile(r"line (\d+) of ")
 
@@ -178,6 +184,89 @@ def test_gemini_malformed_results_fail_alone(
             "entry" in str(e) and "neither a response nor an error" in str(e) for e in errors
         )
     assert all(r["candidates"] for r in results if isinstance(r, dict))
+
+
+# --------------------------------------------------------------------------- embeddings counts
+
+
+def _floats(item: dict[str, Any]) -> list[float]:
+    import array
+
+    values = array.array("f")
+    values.frombytes(base64.b64decode(item["embedding"]))
+    return values.tolist()
+
+
+def test_short_embeddings_answer_fails_its_request_only(
+    openai_provider: OpenAIProvider, emulator: Emulator
+) -> None:
+    texts = [f"passage {i} about {('cats', 'dogs', 'stocks')[i % 3]}" for i in range(5000)]
+    bodies = [
+        {
+            "model": EMBEDDER,
+            "input": texts[i : i + 2048],
+            "encoding_format": "base64",
+            "dimensions": 8,
+        }
+        for i in range(0, 5000, 2048)
+    ]
+    realtime = openai.OpenAI(base_url=emulator.openai_base_url, api_key="k", max_retries=0)
+    expected = [
+        [
+            e.embedding
+            for e in realtime.embeddings.create(model=EMBEDDER, input=b["input"], dimensions=8).data
+        ]
+        for b in bodies
+    ]
+    emulator.reset()
+    emulator.knobs.short_embeddings_every = 2
+    with fast_scheduler() as scheduler:
+        first = run(scheduler, openai_provider, bodies, EMBEDDINGS)
+    assert emulator.stats.embeddings_shortened == 1
+    assert failed_at(first) == [1]
+    error = first[1]
+    assert isinstance(error, MalformedResultError)
+    assert "2047 embedding vectors for its 2048 input(s)" in str(error)
+    for index in (0, 2):
+        vectors = [_floats(item) for item in sorted(first[index]["data"], key=lambda d: d["index"])]
+        assert len(vectors) == len(bodies[index]["input"])
+        assert vectors == expected[index]  # each text its own vector, in order
+
+    # Replayed from the journal, the short answer is checked again, never handed out.
+    with fast_scheduler() as scheduler:
+        again = run(scheduler, openai_provider, bodies, EMBEDDINGS)
+    assert failed_at(again) == [1] and isinstance(again[1], MalformedResultError)
+    assert again[0] == first[0] and again[2] == first[2]
+    assert emulator.stats.batches_created == 1
+
+
+def test_realtime_embeddings_with_the_wrong_count_raise(
+    scheduler: Scheduler, openai_provider: OpenAIProvider, emulator: Emulator
+) -> None:
+    emulator.knobs.short_embeddings_every = 2
+    body = {"model": EMBEDDER, "input": ["one", "two", "three"]}
+    assert len(scheduler.realtime(openai_provider, EMBEDDINGS, body).result(30)["data"]) == 3
+    with pytest.raises(MalformedResultError, match="2 embedding vectors for its 3 input"):
+        scheduler.realtime(openai_provider, EMBEDDINGS, body).result(30)
+
+
+@pytest.mark.parametrize("inline_limit", [20_000_000, 1_000], ids=["inline", "file"])
+def test_gemini_embeddings_without_their_vector_fail_alone(
+    scheduler: Scheduler, emulator: Emulator, inline_limit: int
+) -> None:
+    provider = GeminiProvider(
+        base_url=emulator.gemini_base_url, api_key="g", max_retries=0, inline_limit=inline_limit
+    )
+    emulator.knobs.short_embeddings_every = 3
+    bodies = [{"model": GEMINI_EMBEDDER, "contents": f"text {i}"} for i in range(9)]
+    results = run(scheduler, provider, bodies, "embedContent")
+    assert failed_at(results) == [2, 5, 8]
+    assert all("0 embedding vectors" in str(results[i]) for i in failed_at(results))
+    assert all(len(r["embeddings"][0]["values"]) == 3072 for r in results if isinstance(r, dict))
+
+    emulator.knobs.short_embeddings_every = 1
+    with pytest.raises(MalformedResultError, match="0 embedding vectors"):
+        scheduler.realtime(provider, "embedContent", bodies[0]).result(30)
 
 
 # --------------------------------------------------------------------------- unencodable input
