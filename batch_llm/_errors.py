@@ -16,6 +16,7 @@ __all__ = [
     "BatchLLMError",
     "DryRunError",
     "InvalidRequestError",
+    "MalformedResultError",
     "MissingResultError",
     "RequestTooLargeError",
     "SchedulerClosedError",
@@ -83,3 +84,29 @@ class BatchCancelledError(BatchError):
 
 class MissingResultError(BatchError):
     """The batch ended but returned no line at all for this request."""
+
+
+class MalformedResultError(BatchError):
+    """The provider's answer to this request cannot be used: its result line does not parse
+    (or does not have a result's shape), or it does not fit the request, such as an
+    embeddings answer holding more or fewer vectors than the request had inputs.
+
+    Only this request fails; the batch's other answers are delivered.
+
+    Attributes:
+        stream: the result stream the line was in (a file name, ``results``...), if known.
+        line: the line's number in that stream (1-based), if known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        batch_id: str | None = None,
+        custom_id: str | None = None,
+        stream: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message, batch_id=batch_id, custom_id=custom_id)
+        self.stream = stream
+        self.line = line

@@ -408,7 +408,7 @@ class BatchRunner:
             count = batch.meter.counter(
                 provider.name, "batch", provider.usage, endpoint, batch.key, self.meter
             )
-            async for chunk in provider.results(status, sink=keep):
+            async for chunk in provider.results(status, sink=keep, requests=batch.by_id):
                 _dispatch(pending, chunk, count)
 
         try:
@@ -646,7 +646,7 @@ class BatchRunner:
         count = batch.meter.counter(
             provider.name, "replayed", provider.usage, intent.endpoint, batch.key, self.meter
         )
-        async for chunk in provider.replay(status, streams):
+        async for chunk in provider.replay(status, streams, requests=batch.by_id):
             _dispatch(pending, chunk, count)
         if pending:  # not in the stored results: that batch never answered them; ask again
             self.writer.soon(self.journal.forget_requests, intent.intent_id, list(pending))

@@ -17,7 +17,7 @@ from ._futures import (
 )
 from ._progress import display_for
 
-__all__ = ["gather", "wait"]
+__all__ = ["gather", "raise_first_failure", "wait"]
 
 
 def wait(
@@ -74,3 +74,39 @@ async def gather(
     finally:
         if display is not None:
             display.close()
+
+
+def raise_first_failure(outcomes: Sequence[Any], sizes: Sequence[int], noun: str = "texts") -> None:
+    """Raise the first error among the outcomes of requests that together cover consecutive
+    items (request ``i`` covers the next ``sizes[i]``, as an embeddings call splits its texts),
+    noting which items it was for and how the other requests fared; do nothing if none failed.
+
+    The error raised is the request's own (the SDK error its realtime call would raise, or a
+    batch-llm error), so callers catch what they would catch realtime; the note says which
+    items to retry instead of all of them.
+    """
+    failed: list[tuple[int, int, BaseException]] = []
+    start = 0
+    for result, size in zip(outcomes, sizes, strict=True):
+        if isinstance(result, BaseException):
+            failed.append((start, start + size, result))
+        start += size
+    if not failed:
+        return
+    total, requests = start, len(outcomes)
+    spans = ", ".join(f"{a}-{b - 1}" if b - a > 1 else str(a) for a, b, _ in failed[:10])
+    if len(failed) > 10:
+        spans += f" and {len(failed) - 10} more"
+    error = failed[0][2]
+    rest = (
+        f"the other {noun} were answered"
+        if len(failed) < requests
+        else f"that is all of the {noun}"
+    )
+    note = (
+        f"batch-llm: {len(failed)} of {requests} request(s) failed, for {noun} {spans} "
+        f"(0-based, of {total:,}); {rest}. This error is the first one's."
+    )
+    if note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+    raise error

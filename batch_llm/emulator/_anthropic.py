@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._anthropic_shapes import count_tokens, error_body, error_outcome, message_stream, respond
+from ._faults import LineDamage
 from ._knobs import Knobs
 from ._model import EmulatedError
 from ._server import RETRY_NOW, Request, RequestError, Response, Router, dumps, rfc3339
@@ -81,28 +82,33 @@ class _AnthropicBatch:
         lines: list[bytes] = []
         expired_tail = b',"result":{"type":"expired"}}\n'
         canceled_tail = b',"result":{"type":"canceled"}}\n'
-        for custom_id, state, outcome in zip(job.custom_ids, job.states, job.results, strict=True):
+        damage = LineDamage(job)
+        damaging = bool(damage)
+        for index, (custom_id, state, outcome) in enumerate(
+            zip(job.custom_ids, job.states, job.results, strict=True)
+        ):
             head = b'{"custom_id":' + dumps(custom_id)
             if state in (OK, ERROR) and outcome is not None:
                 if outcome.ok:
                     counts["succeeded"] += 1
-                    lines.append(
-                        head + b',"result":{"type":"succeeded","message":' + outcome.body + b"}}\n"
-                    )
+                    line = head + b',"result":{"type":"succeeded","message":' + outcome.body
                 else:
                     counts["errored"] += 1
-                    lines.append(
-                        head + b',"result":{"type":"errored","error":' + outcome.body + b"}}\n"
-                    )
+                    line = head + b',"result":{"type":"errored","error":' + outcome.body
+                line += b"}}\n"
             elif state == EXPIRED:
                 counts["expired"] += 1
-                lines.append(head + expired_tail)
+                line = head + expired_tail
             elif state == CANCELLED:
                 counts["canceled"] += 1
-                lines.append(head + canceled_tail)
-            elif state == DROPPED and outcome is not None:
-                # Counted (and billed) as the provider believes it ran; missing from the file.
-                counts["succeeded" if outcome.ok else "errored"] += 1
+                line = head + canceled_tail
+            else:
+                if state == DROPPED and outcome is not None:
+                    # Counted (and billed) as the provider believes it ran; missing from the file.
+                    counts["succeeded" if outcome.ok else "errored"] += 1
+                continue
+            # Damaged lines are counted as what they were: the provider believes it sent them.
+            lines.append(damage(index, line, len(head)) if damaging else line)
         # Anthropic does not promise result order; reverse_output makes clients prove it.
         if job.knobs.reverse_output:
             lines.reverse()
@@ -255,6 +261,9 @@ class AnthropicApi:
             knobs=knobs,
             line_count=len(custom_ids),
         )
+        if knobs.take_lost_create_reply():
+            self._stats.add("create_replies_lost")
+            return Response.lost_reply()
         return Response.json(_batch_json(view, request.base_url))
 
     def _view(self, request: Request) -> JobView:
@@ -322,7 +331,14 @@ class AnthropicApi:
         view = self._view(request)
         if view.status not in TERMINAL_STATUSES:
             raise RequestError(400, f"Message batch {view.id} has not finished processing.")
-        return Response(200, view.extra.get("results", b""), "application/x-jsonl")
+        size, delay = self._knobs().download_chunking()
+        return Response(
+            200,
+            view.extra.get("results", b""),
+            "application/x-jsonl",
+            chunk_bytes=size,
+            chunk_delay=delay,
+        )
 
 
 def _request_id() -> str:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ._faults import LineDamage, shorten_realtime
 from ._gemini_shapes import (
     batch_embed_contents,
     embed_content,
@@ -182,6 +184,8 @@ class _GeminiBatch:
         if job.ending == "expired":
             return {"output": None}
         items: list[bytes] = []
+        damage = LineDamage(job)
+        damaging = bool(damage)
         for index, (key, state, outcome) in enumerate(
             zip(job.custom_ids, job.states, results, strict=True)
         ):
@@ -194,10 +198,17 @@ class _GeminiBatch:
             )
             if self._inline:
                 metadata = self._metadata[index] if index < len(self._metadata) else None
-                tail = b',"metadata":' + dumps(metadata) if metadata is not None else b""
-                items.append(b"{" + answer + tail + b"}")
+                if damaging and damage.hits(index):
+                    # One broken byte would break the whole operation (the SDK could not even
+                    # list batches): the entry loses its answer instead, and its key too when
+                    # the damage is garbage.
+                    answer, metadata = damage.lose_entry(metadata)
+                tail = b'"metadata":' + dumps(metadata) if metadata is not None else b""
+                items.append(b"{" + answer + (b"," if answer and tail else b"") + tail + b"}")
             else:
-                items.append(b'{"key":' + dumps(key) + b"," + answer + b"}\n")
+                head = b'{"key":' + dumps(key) + b","
+                line = head + answer + b"}\n"
+                items.append(damage(index, line, len(head)) if damaging else line)
         if self._inline:
             return {
                 "output": b'{"inlinedResponses":{"inlinedResponses":[' + b",".join(items) + b"]}}"
@@ -349,11 +360,13 @@ class GeminiApi:
 
     def _embed(self, request: Request) -> Response:
         self._stats.add("realtime_calls")
-        return _outcome(embed_content(request.params["model"], _json_body(request)))
+        outcome = embed_content(request.params["model"], _json_body(request))
+        return _outcome(shorten_realtime(outcome, self._knobs(), self._stats))
 
     def _batch_embed(self, request: Request) -> Response:
         self._stats.add("realtime_calls")
-        return _outcome(batch_embed_contents(request.params["model"], _json_body(request)))
+        outcome = batch_embed_contents(request.params["model"], _json_body(request))
+        return _outcome(shorten_realtime(outcome, self._knobs(), self._stats))
 
     def _get_model(self, request: Request) -> Response:
         """A model's description: integrations read its token limits when they start."""
@@ -438,6 +451,9 @@ class GeminiApi:
             line_count=line_count,
             extra={"model": model, "display_name": display_name, "kind": kind, "input": echo},
         )
+        if self._knobs().take_lost_create_reply():
+            self._stats.add("create_replies_lost")
+            return Response.lost_reply()
         return _operation_response(view)
 
     def _view(self, request: Request) -> JobView:
@@ -529,6 +545,9 @@ class GeminiApi:
             return Response(200, b"", "text/plain", {"x-goog-upload-status": "active"})
         with self._lock:
             self._uploads.pop(upload_id, None)
+        delay = self._knobs().upload_delay
+        if delay > 0:
+            time.sleep(delay)  # a slow upload: the file exists only once it is answered
         if session.size is not None and session.size != len(session.data):
             raise RequestError(
                 400, f"Upload size {len(session.data)} does not match the declared {session.size}."
@@ -608,7 +627,10 @@ class GeminiApi:
             raise RequestError(
                 400, "Only generated files can be downloaded; uploaded files cannot."
             )
-        return Response(200, stored.data, "application/octet-stream")
+        size, delay = self._knobs().download_chunking()
+        return Response(
+            200, stored.data, "application/octet-stream", chunk_bytes=size, chunk_delay=delay
+        )
 
 
 def _outcome(outcome: Outcome) -> Response:

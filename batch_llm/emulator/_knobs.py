@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["Knobs"]
+__all__ = ["MALFORMED_KINDS", "Knobs"]
+
+#: What ``Knobs.malformed_line_kind`` may be.
+MALFORMED_KINDS = ("truncated", "garbage")
+# Guards the knobs that count down as they are used (``lose_create_reply``): handler threads
+# consume them concurrently.
+_CONSUME_LOCK = threading.Lock()
 
 _DEFAULT_LINE_ERROR_MESSAGE = (
     "The server had an error while processing your request. Sorry about that!"
@@ -40,6 +47,33 @@ class Knobs:
         fail_validation: every new batch fails validation with this message.
         reverse_output: result files list lines in reverse input order.
         drop_line_every: every Nth line is silently missing from the result files.
+        lose_create_reply: the next N batch-create calls (OpenAI ``POST /v1/batches``,
+            Anthropic ``POST /v1/messages/batches``, Gemini ``:batchGenerateContent`` and
+            ``:asyncBatchEmbedContent``) really create their batch, then close the connection
+            without answering: the reply is lost on the way, so the client cannot tell whether
+            the batch exists (it does: list calls and stats show it). A 5xx would tell the
+            client the call failed, which is a different fault. Counts down to 0 as replies
+            are lost.
+        malformed_line_every: every Nth line (by input position, ``index % N == 0``) of a
+            batch's results is damaged as ``malformed_line_kind`` says: in OpenAI's output or
+            error file, Anthropic's results JSONL and Gemini's responses file. Gemini's inline
+            results are one JSON document, which a damaged byte would break whole; there the
+            entry's ``response`` is a string holding the answer's JSON cut short instead.
+        malformed_line_kind: ``"truncated"``: the line is cut off halfway, after its
+            ``custom_id`` (Gemini: ``key``), so a client can still tell whose line it was;
+            ``"garbage"``: the line is replaced by text that is not JSON and names no request.
+        short_embeddings_every: every Nth embeddings answer holds one vector too few: in a
+            batch, every Nth line of an embeddings batch; realtime, every Nth embeddings call
+            (OpenAI ``/v1/embeddings``, Gemini ``:embedContent`` and ``:batchEmbedContents``)
+            since the last reset. OpenAI's ``data`` and Gemini's ``embeddings`` lose their last
+            item; a Gemini answer with a single ``embedding`` loses it.
+        upload_delay: seconds a file upload takes before it is answered (OpenAI ``POST
+            /v1/files``, the last request of a Gemini resumable upload).
+        download_chunk_delay: seconds between the chunks of a result download (OpenAI file
+            content, Anthropic results, Gemini file download): a slow, streamed download.
+        download_chunk_bytes: size of those chunks; None sends a download in one write, or in
+            64 KiB chunks when ``download_chunk_delay`` is set. Small chunks split lines
+            across reads, as a real network does.
     """
 
     validating_delay: float = 0.0
@@ -56,6 +90,13 @@ class Knobs:
     fail_validation: str | None = None
     reverse_output: bool = False
     drop_line_every: int | None = None
+    lose_create_reply: int = 0
+    malformed_line_every: int | None = None
+    malformed_line_kind: str = "truncated"
+    short_embeddings_every: int | None = None
+    upload_delay: float = 0.0
+    download_chunk_delay: float = 0.0
+    download_chunk_bytes: int | None = None
 
     def copy(self) -> Knobs:
         """An independent copy (the route set is copied too)."""
@@ -63,6 +104,22 @@ class Knobs:
         if self.http_error_routes is not None:
             clone.http_error_routes = set(self.http_error_routes)
         return clone
+
+    def take_lost_create_reply(self) -> bool:
+        """Whether this batch-create call loses its reply; counts ``lose_create_reply`` down."""
+        with _CONSUME_LOCK:
+            if self.lose_create_reply <= 0:
+                return False
+            self.lose_create_reply -= 1
+            return True
+
+    def download_chunking(self) -> tuple[int, float]:
+        """``(chunk size, delay)`` for a result download; a size of 0 means one write."""
+        delay = self.download_chunk_delay
+        size = self.download_chunk_bytes
+        if size is None:
+            size = _DEFAULT_DOWNLOAD_CHUNK if delay > 0 else 0
+        return size, delay
 
     def reset(self) -> None:
         """Put every knob back to its default, in place."""
@@ -109,7 +166,17 @@ _KNOB_TYPES: dict[str, tuple[str, bool]] = {
     "fail_validation": ("str", True),
     "reverse_output": ("bool", False),
     "drop_line_every": ("int", True),
+    "lose_create_reply": ("int", False),
+    "malformed_line_every": ("int", True),
+    "malformed_line_kind": ("kind", False),
+    "short_embeddings_every": ("int", True),
+    "upload_delay": ("float", False),
+    "download_chunk_delay": ("float", False),
+    "download_chunk_bytes": ("int", True),
 }
+# The least each integer knob accepts (``*_every`` knobs: 1).
+_INT_MINIMUM = {"lose_create_reply": 0, "download_chunk_bytes": 1}
+_DEFAULT_DOWNLOAD_CHUNK = 64 * 1024
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -123,11 +190,16 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError(f"Knob {name!r} must not be negative")
         return float(value)
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
-        if name.endswith("_every") and value < 1:
-            raise ValueError(f"Knob {name!r} must be at least 1")
+        minimum = _INT_MINIMUM.get(name, 1 if name.endswith("_every") else None)
+        if minimum is not None and value < minimum:
+            raise ValueError(f"Knob {name!r} must be at least {minimum}")
         return value
     if kind == "str" and isinstance(value, str):
         return value
+    if kind == "kind":
+        if value in MALFORMED_KINDS:
+            return value
+        raise ValueError(f"Knob {name!r} must be one of {', '.join(MALFORMED_KINDS)}")
     if kind == "bool" and isinstance(value, bool):
         return value
     if (

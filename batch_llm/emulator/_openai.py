@@ -7,9 +7,11 @@ and the answers are spliced into the output and error files as already-encoded b
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from ._faults import LineDamage, shorten_realtime
 from ._knobs import Knobs
 from ._model import EmulatedError
 from ._multipart import MultipartError, boundary_of, parse_multipart
@@ -405,6 +407,8 @@ class _OpenAIBatch:
         )
         ok_lines: list[bytes] = []
         error_lines: list[bytes] = []
+        damage = LineDamage(job)
+        damaging = bool(damage)
         for index, (custom_id, state, outcome) in enumerate(
             zip(job.custom_ids, job.states, job.results, strict=True)
         ):
@@ -419,12 +423,14 @@ class _OpenAIBatch:
                     b'"body":%s},"error":null}\n'
                     % (outcome.status, request_prefix, index, outcome.body)
                 )
-                (ok_lines if state == OK else error_lines).append(line)
+                lines = ok_lines if state == OK else error_lines
             elif state == EXPIRED:
-                error_lines.append(head + expired_tail)
+                line, lines = head + expired_tail, error_lines
             elif state == CANCELLED:
-                error_lines.append(head + cancelled_tail)
-            # DROPPED lines (and PENDING ones, which only a crash leaves) are written nowhere.
+                line, lines = head + cancelled_tail, error_lines
+            else:
+                continue  # DROPPED lines (and PENDING ones, only after a crash) go nowhere
+            lines.append(damage(index, line, len(head)) if damaging else line)
         if job.knobs.reverse_output:
             ok_lines.reverse()
             error_lines.reverse()
@@ -568,7 +574,10 @@ class OpenAIApi:
                         error_outcome(exc.status, exc.message, code=exc.code, param=exc.param)
                     )
                 return Response(200, events, "text/event-stream; charset=utf-8")
-            return self._outcome(respond(endpoint, body))
+            outcome = respond(endpoint, body)
+            if endpoint == "/v1/embeddings":
+                outcome = shorten_realtime(outcome, self._knobs(), self._stats)
+            return self._outcome(outcome)
 
         return handle
 
@@ -610,6 +619,9 @@ class OpenAIApi:
                 f"file may have at most {MAX_BATCH_INPUT_BYTES}.",
                 param="file",
             )
+        delay = self._knobs().upload_delay
+        if delay > 0:
+            time.sleep(delay)  # a slow upload: the file exists only once it is answered
         stored = self._store.add_file(
             file_part.data, filename=file_part.filename or "upload", purpose=purpose
         )
@@ -646,7 +658,14 @@ class OpenAIApi:
         return Response.json({"id": stored.id, "object": "file", "deleted": True})
 
     def _file_content(self, request: Request) -> Response:
-        return Response(200, self._file(request).data, "application/octet-stream")
+        size, delay = self._knobs().download_chunking()
+        return Response(
+            200,
+            self._file(request).data,
+            "application/octet-stream",
+            chunk_bytes=size,
+            chunk_delay=delay,
+        )
 
     # ------------------------------------------------------------------ batches
 
@@ -701,6 +720,9 @@ class OpenAIApi:
             line_count=_count_lines(stored.data) if stored is not None else 0,
             extra={"input_file_id": file_id, "completion_window": window, "metadata": metadata},
         )
+        if self._knobs().take_lost_create_reply():
+            self._stats.add("create_replies_lost")
+            return Response.lost_reply()
         return Response.json(_batch_json(view))
 
     def _view(self, request: Request) -> JobView:

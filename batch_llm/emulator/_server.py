@@ -14,6 +14,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -107,12 +108,26 @@ class Request:
 
 @dataclass(slots=True)
 class Response:
-    """An HTTP response; the body is always sent with a Content-Length."""
+    """An HTTP response; the body is always sent with a Content-Length.
+
+    ``chunk_bytes`` and ``chunk_delay`` send the body in pieces that far apart (a slow
+    download); ``lost`` sends nothing at all and closes the connection (a reply lost on the
+    way, see :meth:`lost_reply`).
+    """
 
     status: int
     body: bytes | bytearray = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    chunk_bytes: int = 0
+    chunk_delay: float = 0.0
+    lost: bool = False
+
+    @classmethod
+    def lost_reply(cls) -> Response:
+        """No answer: the connection is closed once the request has been handled, so the
+        client sees it drop without knowing whether the request took effect."""
+        return cls(0, lost=True)
 
     @classmethod
     def json(
@@ -443,6 +458,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.rfile.read(2)
 
     def _send(self, response: Response) -> None:
+        if response.lost:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                # A FIN right away: the client reads the end of the connection instead of an
+                # answer (SDKs report "server disconnected without sending a response").
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         status = response.status
         try:
             phrase = HTTPStatus(status).phrase
@@ -463,13 +485,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         self.log_request(status, len(response.body))
         try:
-            if len(response.body) <= _COALESCE_LIMIT:
+            if response.chunk_bytes > 0:
+                self._send_chunked(head.encode("latin-1"), response)
+            elif len(response.body) <= _COALESCE_LIMIT:
                 self.wfile.write(head.encode("latin-1") + response.body)
             else:
                 self.wfile.write(head.encode("latin-1"))
                 self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _send_chunked(self, head: bytes, response: Response) -> None:
+        """The body in ``chunk_bytes`` pieces, ``chunk_delay`` seconds apart (not chunked
+        transfer encoding: the length is known, only the bytes come slowly)."""
+        self.wfile.write(head)
+        body = memoryview(response.body)
+        size = response.chunk_bytes
+        for start in range(0, len(body), size):
+            if start and response.chunk_delay > 0:
+                time.sleep(response.chunk_delay)
+            self.wfile.write(body[start : start + size])
+        body.release()
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):

@@ -22,6 +22,11 @@ class EmulatorStats:
         realtime_calls: realtime calls of any provider (chat, messages, generateContent,
             embeddings, responses...) made outside batches.
         http_errors_injected: answers replaced by an error through ``Knobs.http_error_every``.
+        create_replies_lost: batch-create calls answered by closing the connection
+            (``Knobs.lose_create_reply``); each of them did create its batch.
+        lines_malformed: result lines damaged through ``Knobs.malformed_line_every``.
+        embeddings_shortened: embeddings answers (batch lines and realtime calls) that lost a
+            vector through ``Knobs.short_embeddings_every``.
         calls_by_route: calls per route key, such as ``"GET /v1/batches/{id}"``.
         batches: one dict per batch: ``id``, ``provider``, ``endpoint``, ``models``, ``lines``,
             ``status``.
@@ -33,6 +38,9 @@ class EmulatorStats:
     bytes_uploaded: int = 0
     realtime_calls: int = 0
     http_errors_injected: int = 0
+    create_replies_lost: int = 0
+    lines_malformed: int = 0
+    embeddings_shortened: int = 0
     calls_by_route: dict[str, int] = field(default_factory=dict)
     batches: list[dict[str, Any]] = field(default_factory=list)
 
@@ -53,6 +61,13 @@ class StatsRecorder:
         """Add to one of the integer counters of :class:`EmulatorStats`."""
         with self._lock:
             self._counters[name] = self._counters.get(name, 0) + amount
+
+    def tick(self, name: str) -> int:
+        """Add one to a counter (of the snapshot's or a private one) and return its new value."""
+        with self._lock:
+            count = self._counters.get(name, 0) + 1
+            self._counters[name] = count
+            return count
 
     def count_route(self, key: str) -> int:
         """Count one call to a route and return how many calls it has had, this one included."""
@@ -79,6 +94,9 @@ class StatsRecorder:
             bytes_uploaded=counters.get("bytes_uploaded", 0),
             realtime_calls=counters.get("realtime_calls", 0),
             http_errors_injected=counters.get("http_errors_injected", 0),
+            create_replies_lost=counters.get("create_replies_lost", 0),
+            lines_malformed=counters.get("lines_malformed", 0),
+            embeddings_shortened=counters.get("embeddings_shortened", 0),
             calls_by_route=routes,
             batches=batches(),
         )

@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from ._faults import without_last_vector
 from ._knobs import Knobs
+from ._outcome import Outcome
 from ._stats import StatsRecorder
 
 __all__ = [
@@ -71,25 +73,6 @@ _MAX_STEPS = 200
 def new_id(prefix: str) -> str:
     """A fresh random id such as ``batch_3f2a...``."""
     return prefix + uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The answer to one request: an HTTP status, the encoded JSON body, and its token usage.
-
-    The body is encoded once, by the same function for realtime and batch calls, which is what
-    makes the two paths byte-identical.
-    """
-
-    status: int
-    body: bytes
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    @property
-    def ok(self) -> bool:
-        """Whether the request succeeded."""
-        return self.status < 400
 
 
 class Loaded(NamedTuple):
@@ -219,6 +202,8 @@ class BatchJob:
         self.states: list[str] = []
         self.results: list[Outcome | None] = []
         self.cancel_requested = False
+        # Result lines damaged through Knobs.malformed_line_every (counted by LineDamage).
+        self.malformed = 0
         # The terminal status being published, set just before ``hooks.finish`` runs.
         self.ending: str | None = None
         # _wake cuts any delay short (cancel, reset); _abandon only reset/stop, so a cancelling
@@ -514,7 +499,8 @@ class Store:
         knobs = job.knobs
         error_every = knobs.line_error_every or 0
         drop_every = knobs.drop_line_every or 0
-        ok = failed = input_tokens = output_tokens = 0
+        short_every = knobs.short_embeddings_every or 0
+        ok = failed = input_tokens = output_tokens = shortened = 0
         for index in range(start, stop):
             number = index + 1
             if error_every and number % error_every == 0:
@@ -525,6 +511,10 @@ class Store:
                 except Exception:
                     log.exception("emulator could not answer request %d of %s", number, job.id)
                     outcome = hooks.error_outcome(500, "The emulator failed on this request.")
+                if short_every and number % short_every == 0:
+                    short = without_last_vector(outcome)
+                    shortened += short is not outcome
+                    outcome = short
             results[index] = outcome
             if outcome.status < 400:
                 ok += 1
@@ -542,6 +532,8 @@ class Store:
             job.failed += failed
             job.input_tokens += input_tokens
             job.output_tokens += output_tokens
+        if shortened:
+            self._stats.add("embeddings_shortened", shortened)
 
     def _end(self, job: BatchJob, status: str) -> None:
         fill = {"cancelled": CANCELLED, "expired": EXPIRED}.get(status)
@@ -559,6 +551,8 @@ class Store:
             log.exception("emulator could not write the results of %s", job.id)
             self._publish(job, "failed", {}, errors=[_error("internal_error", repr(exc))])
             return
+        if job.malformed:
+            self._stats.add("lines_malformed", job.malformed)
         self._publish(job, status, extra)
 
     def _publish(

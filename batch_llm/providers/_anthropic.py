@@ -32,7 +32,13 @@ from ._base import (
     encode_body,
     new_usage,
 )
-from ._sdk import NO_SDK_RETRIES, SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
+from ._sdk import (
+    NO_SDK_RETRIES,
+    SDKProvider,
+    http_module_of,
+    parse_result_lines,
+    shared_ssl_context,
+)
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -258,17 +264,16 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
         async with results(status.batch_id) as response:
             yield response.iter_bytes()
 
-    async def parse_stream(
+    def parse_stream(
         self, status: BatchStatus, name: str, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[list[tuple[str, Any]]]:
-        batch_id = status.batch_id
-        outcome = self._outcome
-        async for rows in iter_json_chunks(chunks):
-            yield [
-                (row["custom_id"], outcome(row, batch_id))
-                for row in rows
-                if isinstance(row.get("custom_id"), str)
-            ]
+        return parse_result_lines(
+            chunks,
+            functools.partial(self._outcome, batch_id=status.batch_id),
+            id_field="custom_id",
+            batch_id=status.batch_id,
+            stream=name,
+        )
 
     async def find_batch(
         self, intent_id: str, created_after: float, requests: int | None = None

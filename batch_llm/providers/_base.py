@@ -35,7 +35,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, NamedTuple
 
-from .._errors import InvalidRequestError
+from .._errors import InvalidRequestError, MalformedResultError
 
 __all__ = [
     "CAPABILITIES",
@@ -219,7 +219,16 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
         text = _ENCODER.encode(body)
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"request body is not JSON-serializable: {exc}") from None
-    return text.encode()
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        # A lone surrogate (such as "\ud800", left by a bad decode or a sliced emoji) is a
+        # valid Python string but no valid UTF-8: no provider can be sent it.
+        bad = text[exc.start : exc.end].encode("unicode_escape").decode()
+        raise InvalidRequestError(
+            f"request body holds text that is not valid Unicode ({bad} at character "
+            f"{exc.start} of its JSON: {exc.reason}); it cannot be sent"
+        ) from None
 
 
 class Provider(abc.ABC):
@@ -303,27 +312,80 @@ class Provider(abc.ABC):
         ``status.endpoint`` may be relied on: a replay has nothing else.
         """
 
+    def check_answer(self, prepared: Prepared, body: Any) -> None:  # noqa: B027 - optional
+        """Make sure a successful answer ``body`` can be the answer to ``prepared``.
+
+        ``results`` and ``replay`` call it for each answer whose request they are given, so
+        that a caller never gets an answer that does not fit what it asked, such as an
+        embeddings answer with more or fewer vectors than the request had inputs (whose
+        vectors cannot be matched to their texts). Every answer fits unless an adapter knows
+        better.
+
+        Raises:
+            ValueError: the answer does not fit, saying why; the caller gets a
+                ``MalformedResultError`` instead of it.
+        """
+
     async def results(
-        self, status: BatchStatus, sink: Callable[[str, bytes], object] | None = None
+        self,
+        status: BatchStatus,
+        sink: Callable[[str, bytes], object] | None = None,
+        requests: Mapping[str, Prepared] | None = None,
     ) -> AsyncIterator[list[tuple[str, Any]]]:
         """Stream an ended batch's results as lists of ``(custom_id, outcome)``, a list at a
-        time as they arrive; every raw chunk also goes to ``sink(stream, chunk)``."""
+        time as they arrive; every raw chunk also goes to ``sink(stream, chunk)``. Answers
+        to ``requests`` (by custom_id) are checked against them (``check_answer``)."""
+        check = self._checker(status, requests)
         for name in self.result_streams(status):
             async with self.open_stream(status, name) as chunks:
                 source = chunks if sink is None else _tee(chunks, name, sink)
                 async for rows in self.parse_stream(status, name, source):
-                    yield rows
+                    yield rows if check is None else check(rows)
 
     async def replay(
-        self, status: BatchStatus, streams: Sequence[tuple[str, bytes]]
+        self,
+        status: BatchStatus,
+        streams: Sequence[tuple[str, bytes]],
+        requests: Mapping[str, Prepared] | None = None,
     ) -> AsyncIterator[list[tuple[str, Any]]]:
-        """Parse result streams kept from an earlier read (``(name, bytes)``, in order)."""
+        """Parse result streams kept from an earlier read (``(name, bytes)``, in order),
+        checking answers to ``requests`` as ``results`` does."""
+        check = self._checker(status, requests)
         grouped: dict[str, list[bytes]] = {}
         for name, data in streams:
             grouped.setdefault(name, []).append(data)
         for name, parts in grouped.items():
             async for rows in self.parse_stream(status, name, _from(parts)):
-                yield rows
+                yield rows if check is None else check(rows)
+
+    def _checker(
+        self, status: BatchStatus, requests: Mapping[str, Prepared] | None
+    ) -> Callable[[list[tuple[str, Any]]], list[tuple[str, Any]]] | None:
+        """What checks each list of answers against ``requests``; None when nothing would
+        (no requests, or an adapter whose answers always fit), so results pay nothing."""
+        if not requests or type(self).check_answer is Provider.check_answer:
+            return None
+        check_answer, get, batch_id = self.check_answer, requests.get, status.batch_id
+
+        def check(rows: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+            for index, (custom_id, outcome) in enumerate(rows):
+                prepared = get(custom_id)
+                if prepared is None or isinstance(outcome, BaseException):
+                    continue
+                try:
+                    check_answer(prepared, outcome)
+                except ValueError as exc:
+                    rows[index] = (
+                        custom_id,
+                        MalformedResultError(
+                            f"batch {batch_id} answered this request with {exc}",
+                            batch_id=batch_id,
+                            custom_id=custom_id,
+                        ),
+                    )
+            return rows
+
+        return check
 
     # -- durability -------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from ._base import (
     Usage,
     encode_body,
 )
-from ._sdk import iter_json_chunks
+from ._sdk import parse_result_lines
 
 if TYPE_CHECKING:
     from ..emulator import Knobs
@@ -122,7 +122,6 @@ class FakeProvider(Provider):
         self._clock = clock
         self._limits = Limits(max_requests, max_bytes, max_inputs)
         self._batches: dict[str, _FakeBatch] = {}
-        self._lost_replies = 0
         self.calls: dict[str, int] = {}
         self.batches_created = 0
         self.lines_submitted = 0
@@ -187,9 +186,8 @@ class FakeProvider(Provider):
         self._batches[batch.batch_id] = batch
         self.batches_created += 1
         self.lines_submitted += len(lines)
-        lose = getattr(self.knobs, "lose_create_reply", None)
-        if lose and self._lost_replies < int(lose):
-            self._lost_replies += 1
+        if self.knobs.lose_create_reply > 0:
+            self.knobs.lose_create_reply -= 1
             raise FakeStatusError(502, "the create reply was lost (fake provider)")
         return self._status(batch)
 
@@ -234,16 +232,17 @@ class FakeProvider(Provider):
 
         yield chunks()
 
-    async def parse_stream(
+    def parse_stream(
         self, status: BatchStatus, name: str, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[list[tuple[str, Any]]]:
         batch_id = status.batch_id
-        async for rows in iter_json_chunks(chunks):
-            yield [
-                (row["custom_id"], _outcome(row, batch_id))
-                for row in rows
-                if isinstance(row, dict) and isinstance(row.get("custom_id"), str)
-            ]
+        return parse_result_lines(
+            chunks,
+            lambda row: _outcome(row, batch_id),
+            id_field="custom_id",
+            batch_id=batch_id,
+            stream=name,
+        )
 
     async def realtime(self, prepared: Prepared) -> Any:
         self._fault("realtime")
@@ -352,9 +351,14 @@ class FakeProvider(Provider):
             else:
                 status, body = _answer(batch.endpoint, data)
                 row = {"custom_id": custom_id, "response": {"status_code": status, "body": body}}
-            malformed = getattr(knobs, "malformed_line_every", None)
+            malformed = knobs.malformed_line_every
             if malformed and number % malformed == 0:
-                rows.append(b'{"custom_id": "' + custom_id.encode() + b'", "response": {')
+                truncated = knobs.malformed_line_kind == "truncated"
+                rows.append(
+                    b'{"custom_id":"' + custom_id.encode() + b'","response":{'
+                    if truncated
+                    else b"<<not json>>"
+                )
                 continue
             rows.append(json.dumps(row, separators=(",", ":")).encode())
         if knobs.reverse_output:

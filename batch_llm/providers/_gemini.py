@@ -60,7 +60,12 @@ from collections.abc import (
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from .._errors import BatchError, InvalidRequestError, UnsupportedEndpointError
+from .._errors import (
+    BatchError,
+    InvalidRequestError,
+    MalformedResultError,
+    UnsupportedEndpointError,
+)
 from .._gc import gc_paused
 from ._base import (
     INTENT_KEY,
@@ -73,7 +78,7 @@ from ._base import (
     encode_body,
     new_usage,
 )
-from ._sdk import SDKProvider, iter_json_chunks, shared_ssl_context
+from ._sdk import SDKProvider, malformed_result, parse_result_lines, shared_ssl_context
 
 if TYPE_CHECKING:
     from google.genai import Client
@@ -441,12 +446,15 @@ class GeminiProvider(SDKProvider["Client"]):
         endpoint, model = self._endpoints.get(batch_id, (status.endpoint or GENERATE, ""))
         outcome = self._outcome
         if name != _INLINE_STREAM:
-            async for rows in iter_json_chunks(chunks):
-                yield [
-                    (str(row["key"]), outcome(row, endpoint, model))
-                    for row in rows
-                    if isinstance(row, Mapping) and row.get("key") is not None
-                ]
+            rows = parse_result_lines(
+                chunks,
+                functools.partial(outcome, endpoint=endpoint, model=model),
+                id_field="key",
+                batch_id=batch_id,
+                stream=name,
+            )
+            async for answers in rows:
+                yield answers
             self._order.pop(batch_id, None)
             return
         raw = b"".join([chunk async for chunk in chunks])
@@ -462,12 +470,21 @@ class GeminiProvider(SDKProvider["Client"]):
             chunk = []
             with gc_paused():
                 for index, entry in enumerate(entries[start : start + step], start):
-                    key = (entry.get("metadata") or {}).get("key") if entry else None
+                    metadata = entry.get("metadata") if isinstance(entry, Mapping) else None
+                    key = metadata.get("key") if isinstance(metadata, Mapping) else None
                     if not isinstance(key, str):
                         if index >= len(order):
                             continue  # no key and no recorded order: left for the caller
                         key = order[index]
-                    chunk.append((key, outcome(entry, endpoint, model)))
+                    try:
+                        if not isinstance(entry, Mapping):
+                            raise ValueError("it is not an object")
+                        answer = outcome(entry, endpoint, model)
+                    except Exception as exc:  # this entry alone is unusable
+                        answer = malformed_result(
+                            batch_id, key, "the inline responses", index + 1, str(exc), "entry"
+                        )
+                    chunk.append((key, answer))
             yield chunk
         # Read in full: what was kept for this batch's results is no longer needed.
         self._order.pop(batch_id, None)
@@ -501,6 +518,10 @@ class GeminiProvider(SDKProvider["Client"]):
             payload = b'{"requests":[{"model":' + json.dumps(model).encode() + b","
             payload += prepared.data[1:] + b"]}"
             answer, _ = await self._request("post", f"{model}:batchEmbedContents", payload)
+            try:
+                _check_one_embedding(answer)
+            except ValueError as exc:
+                raise MalformedResultError(f"the realtime {EMBED} answer: {exc}") from None
         else:
             answer, _ = await self._request("post", f"{model}:generateContent", prepared.data)
         return answer
@@ -632,14 +653,22 @@ class GeminiProvider(SDKProvider["Client"]):
         )
 
     def _outcome(self, entry: Mapping[str, Any], endpoint: str, model: str) -> Any:
+        """One result entry's answer or error; raises ``ValueError`` for an entry that is
+        neither (its caller then gets a ``MalformedResultError``)."""
         response = entry.get("response")
         if isinstance(response, Mapping):
             if endpoint == EMBED or "embedding" in response:
                 # What the realtime embed_content call receives (batchEmbedContents, one item).
-                return {"embeddings": [response.get("embedding")]}
+                answer = {"embeddings": [response.get("embedding")]}
+                _check_one_embedding(answer)
+                return answer
             return response
         error = entry.get("error")
-        return self._api_error(error if isinstance(error, Mapping) else {}, endpoint, model)
+        if isinstance(error, Mapping):
+            return self._api_error(error, endpoint, model)
+        if response is None and error is None:
+            raise ValueError("it has neither a response nor an error")
+        raise ValueError("its response or error is not an object")
 
     def _api_error(self, error: Mapping[str, Any], endpoint: str, model: str) -> BaseException:
         """The google-genai error the realtime call would raise for this batch item's error."""
@@ -773,6 +802,30 @@ class _Operation(NamedTuple):
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+def _check_one_embedding(answer: Mapping[str, Any]) -> None:
+    """An embedContent request embeds one content: its answer must hold exactly one vector.
+
+    Raises:
+        ValueError: it holds none, or more than one (a caller must never get a wrong one).
+    """
+    embeddings = answer.get("embeddings")
+    vectors = (
+        [e for e in embeddings if isinstance(e, Mapping) and isinstance(e.get("values"), list)]
+        if isinstance(embeddings, list)
+        else []
+    )
+    count = len(embeddings) if isinstance(embeddings, list) else 0
+    if count != 1 or len(vectors) != 1:
+        junk = (
+            f" (and {count - len(vectors)} entries that are not one)"
+            if count > len(vectors)
+            else ""
+        )
+        raise ValueError(
+            f"it holds {len(vectors)} embedding vectors{junk} for the request's 1 content"
+        )
 
 
 def _greedy(request: Mapping[str, Any]) -> bool:

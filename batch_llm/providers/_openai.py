@@ -19,6 +19,7 @@ from .._errors import (
     BatchError,
     BatchExpiredError,
     InvalidRequestError,
+    MalformedResultError,
     UnsupportedEndpointError,
 )
 from ._base import (
@@ -32,7 +33,13 @@ from ._base import (
     encode_body,
     new_usage,
 )
-from ._sdk import NO_SDK_RETRIES, SDKProvider, http_module_of, iter_json_chunks, shared_ssl_context
+from ._sdk import (
+    NO_SDK_RETRIES,
+    SDKProvider,
+    http_module_of,
+    parse_result_lines,
+    shared_ssl_context,
+)
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -256,17 +263,17 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         async with self.client.files.with_streaming_response.content(name) as response:
             yield response.iter_bytes()
 
-    async def parse_stream(
+    def parse_stream(
         self, status: BatchStatus, name: str, chunks: AsyncIterator[bytes]
     ) -> AsyncIterator[list[tuple[str, Any]]]:
-        endpoint = status.endpoint or CHAT
-        outcome = self._outcome
-        async for rows in iter_json_chunks(chunks):
-            yield [
-                (row["custom_id"], outcome(row, status.batch_id, endpoint))
-                for row in rows
-                if isinstance(row.get("custom_id"), str)
-            ]
+        batch_id, endpoint = status.batch_id, status.endpoint or CHAT
+        return parse_result_lines(
+            chunks,
+            functools.partial(self._outcome, batch_id=batch_id, endpoint=endpoint),
+            id_field="custom_id",
+            batch_id=batch_id,
+            stream=name,
+        )
 
     async def find_batch(
         self, intent_id: str, created_after: float, requests: int | None = None
@@ -280,9 +287,32 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         return None
 
     async def realtime(self, prepared: Prepared) -> Any:
-        return await self.client.post(
+        body = await self.client.post(
             prepared.endpoint.removeprefix("/v1"), body=json.loads(prepared.data), cast_to=object
         )
+        try:
+            self.check_answer(prepared, body)
+        except ValueError as exc:
+            raise MalformedResultError(f"the realtime answer to this request has {exc}") from None
+        return body
+
+    def check_answer(self, prepared: Prepared, body: Any) -> None:
+        """An embeddings answer holds one vector per input, indexed 0 to n-1: with one too
+        few or too many, no vector can be trusted to belong to its text."""
+        if prepared.endpoint != EMBEDDINGS:
+            return
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise ValueError(f"no embedding vectors for its {prepared.inputs} input(s)")
+        if len(data) != prepared.inputs:
+            raise ValueError(f"{len(data)} embedding vectors for its {prepared.inputs} input(s)")
+        indexes = [item.get("index") if isinstance(item, dict) else None for item in data]
+        ints = [i for i in indexes if type(i) is int]
+        if len(ints) != len(indexes) or sorted(ints) != list(range(len(data))):
+            raise ValueError(
+                f"embedding vectors whose indexes are not 0 to {len(data) - 1} "
+                f"(one per input, each once)"
+            )
 
     def usage(self, endpoint: str, body: Any, key: Hashable = None) -> Usage | None:
         """Chat and completions report ``prompt_tokens``/``completion_tokens`` (cached tokens

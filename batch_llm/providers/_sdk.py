@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
+import re
 import ssl
 import sys
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from types import ModuleType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
+from .._errors import MalformedResultError
 from .._gc import gc_paused
 from .._redact import public_url, split_userinfo
 from ._base import CAPABILITIES, Capability, Provider
 
-__all__ = ["SDKProvider", "http_module_of", "iter_json_chunks", "shared_ssl_context"]
+__all__ = [
+    "SDKProvider",
+    "http_module_of",
+    "malformed_result",
+    "parse_result_lines",
+    "shared_ssl_context",
+]
+
+logger = logging.getLogger("batch_llm")
 
 
 ClientT = TypeVar("ClientT")
@@ -175,16 +187,32 @@ def http_module_of(client: Any) -> ModuleType:
     return module
 
 
-async def iter_json_chunks(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[Any]]:
-    """Parse a JSONL byte stream as it arrives: one list of decoded lines per network chunk.
+async def parse_result_lines(
+    chunks: AsyncIterator[bytes],
+    outcome: Callable[[Mapping[str, Any]], Any],
+    *,
+    id_field: str,
+    batch_id: str,
+    stream: str,
+) -> AsyncIterator[list[tuple[str, Any]]]:
+    """Parse a JSONL result stream as it arrives into ``(request id, outcome)`` lists, one per
+    network chunk; ``outcome`` turns one decoded line into its answer (or error).
+
+    A line that does not parse, or that ``outcome`` cannot make sense of (it raises), fails
+    only its own request, with a ``MalformedResultError`` naming the batch and the line;
+    its request is found by the ``id_field`` left in the line's bytes. A line that names no
+    request is logged and left out, so its request ends up reported missing.
 
     Lines are decoded as they arrive, so a result file is never held whole in memory next to
     its parsed form. Each chunk's lines are decoded in one call, as one JSON array, with the
     cyclic GC paused (see ``_gc``): the decoder then shares one string per distinct key across
     all lines, which takes a result file's parsed form down by about 45 % and its parsing time
-    by about a third, compared with decoding line by line.
+    by about a third, compared with decoding line by line. Only a chunk holding a bad line is
+    decoded again line by line.
     """
+    where = _Where(id_field, batch_id, stream)
     rest = b""
+    number = 0  # lines of the stream before this chunk's
     async for chunk in chunks:
         if not chunk:
             continue
@@ -192,16 +220,95 @@ async def iter_json_chunks(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[A
         lines = buf.split(b"\n")
         rest = lines.pop()
         if lines:
-            yield _decode_lines(lines)
+            yield _answers(lines, number, outcome, where)
+            number += len(lines)
     if rest.strip():
-        yield _decode_lines([rest])
+        yield _answers([rest], number, outcome, where)
 
 
-def _decode_lines(lines: list[bytes]) -> list[Any]:
-    lines = [line for line in lines if line and not line.isspace()]
+class _Where(NamedTuple):
+    """Which stream of which batch is being read, and where its lines carry their id."""
+
+    id_field: str
+    batch_id: str
+    stream: str
+
+    def malformed(self, number: int, raw: bytes, reason: str) -> tuple[str, Any] | None:
+        """The failed answer of a line that is not a usable result, if it names its request.
+
+        The id is the first ``"<id_field>": "..."`` outside a string (a quote inside one is
+        escaped): the providers write it at the start of the line, ahead of any answer.
+        """
+        found = re.search(
+            rb'(?<!\\)"' + re.escape(self.id_field.encode()) + rb'"\s*:\s*("(?:[^"\\]|\\.)*")',
+            raw,
+        )
+        custom_id = None
+        if found is not None:
+            with contextlib.suppress(ValueError):
+                custom_id = json.loads(found.group(1))
+        if not isinstance(custom_id, str):
+            logger.warning(
+                "batch %s: line %d of %s is not a result (%s) and names no request; that "
+                "request will be reported missing",
+                self.batch_id,
+                number,
+                self.stream,
+                reason,
+            )
+            return None
+        return custom_id, malformed_result(self.batch_id, custom_id, self.stream, number, reason)
+
+
+def malformed_result(
+    batch_id: str, custom_id: str, stream: str, number: int, reason: str, unit: str = "line"
+) -> MalformedResultError:
+    """The error of a request whose result (``unit`` ``number`` of ``stream``) is unusable."""
+    return MalformedResultError(
+        f"batch {batch_id}: {unit} {number} of {stream}, this request's answer, is not a "
+        f"usable result ({reason})",
+        batch_id=batch_id,
+        custom_id=custom_id,
+        stream=stream,
+        line=number,
+    )
+
+
+def _answers(
+    lines: list[bytes],
+    before: int,
+    outcome: Callable[[Mapping[str, Any]], Any],
+    where: _Where,
+) -> list[tuple[str, Any]]:
+    """The answers of one chunk's lines (``before`` lines of the stream came earlier)."""
+    id_field = where.id_field
+    kept = [line for line in lines if line and not line.isspace()]
     with gc_paused():
         try:
-            decoded = json.loads(b"[" + b",".join(lines) + b"]")
-        except ValueError:  # one bad line: decode one by one so the error names it
-            decoded = [json.loads(line) for line in lines]
-    return decoded if isinstance(decoded, list) else [decoded]
+            decoded = json.loads(b"[" + b",".join(kept) + b"]")
+            # Every line an object naming its request, every outcome built: the common case.
+            return [(str(row[id_field]), outcome(row)) for row in decoded]
+        except Exception:  # a bad line somewhere: go again, line by line
+            pass
+        answers: list[tuple[str, Any]] = []
+        for number, raw in enumerate(lines, before + 1):
+            if not raw or raw.isspace():
+                continue
+            try:
+                row = json.loads(raw)
+            except ValueError as exc:
+                bad = where.malformed(number, raw, f"not valid JSON: {exc}")
+            else:
+                if not isinstance(row, dict):
+                    bad = where.malformed(number, raw, "not a JSON object")
+                elif row.get(id_field) is None:
+                    bad = where.malformed(number, raw, f"no {id_field}")
+                else:
+                    try:
+                        answers.append((str(row[id_field]), outcome(row)))
+                        continue
+                    except Exception as exc:
+                        bad = where.malformed(number, raw, f"{type(exc).__name__}: {exc}")
+            if bad is not None:
+                answers.append(bad)
+    return answers

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 import batch_llm
 from batch_llm import Provider, RequestFuture, Scheduler, resolve_provider
 from batch_llm._gc import gc_paused
+from batch_llm._waiting import raise_first_failure
 
 from ._codec import split_model_id
 from ._openai import openai_adapter_for
@@ -201,16 +202,26 @@ class BatchEmbeddings(BaseModel, Embeddings):
 
     def _submit(
         self, texts: Sequence[str], *, flush: bool, query: bool = False
-    ) -> list[RequestFuture]:
+    ) -> tuple[list[RequestFuture], list[int]]:
+        """The requests' futures, and how many of the texts each request embeds."""
         embedder = self._embedder
         with gc_paused():
             bodies = embedder.bodies(texts, query=query)
-        return self.scheduler.submit_many(
+            sizes = [_size(body) for body in bodies]
+        futures = self.scheduler.submit_many(
             embedder.adapter, embedder.endpoint, bodies, flush=flush, metadata=self.batch_metadata
         )
+        return futures, sizes
 
-    def _vectors(self, bodies: list[dict[str, Any]]) -> list[list[float]]:
-        """The vectors of every response, in request order and, within each, in input order."""
+    def _vectors(self, bodies: list[Any], sizes: list[int] | None = None) -> list[list[float]]:
+        """The vectors of every response, in request order and, within each, in input order.
+
+        A request that failed raises its error, noting which texts it was for (``sizes``: the
+        texts of each request): the provider checked every answer against its request, so
+        the other requests' vectors were right, and only those texts need asking again.
+        """
+        if sizes is not None:
+            raise_first_failure(bodies, sizes)
         vectors: list[list[float]] = []
         with gc_paused():
             for body in bodies:
@@ -221,17 +232,19 @@ class BatchEmbeddings(BaseModel, Embeddings):
         """Embed every text in one provider batch; vectors in input order."""
         if not texts:
             return []
-        return self._vectors(batch_llm.wait(self._submit(texts, flush=True)))
+        futures, sizes = self._submit(texts, flush=True)
+        return self._vectors(batch_llm.wait(futures, return_exceptions=True), sizes)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed every text in one provider batch; vectors in input order."""
         if not texts:
             return []
-        return self._vectors(await batch_llm.gather(self._submit(texts, flush=True)))
+        futures, sizes = self._submit(texts, flush=True)
+        return self._vectors(await batch_llm.gather(futures, return_exceptions=True), sizes)
 
     def _query(self, text: str) -> RequestFuture:
         if not self.realtime_queries:
-            (future,) = self._submit([text], flush=False, query=True)
+            (future,), _ = self._submit([text], flush=False, query=True)
             return future
         embedder = self._embedder
         (body,) = embedder.bodies([text], query=True)
@@ -246,6 +259,12 @@ class BatchEmbeddings(BaseModel, Embeddings):
         """Embed one query: realtime by default (``realtime_queries``), else in a batch shared
         with concurrent queries through the window."""
         return self._vectors([await self._query(text)])[0]
+
+
+def _size(body: dict[str, Any]) -> int:
+    """How many texts one request embeds (OpenAI: its inputs; Gemini: one)."""
+    value = body.get("input")
+    return len(value) if isinstance(value, list) else 1
 
 
 def _chunks(texts: Sequence[str], size: int) -> list[list[str]]:

@@ -26,6 +26,7 @@ def test_core_public_names_are_pinned() -> None:
             "GeminiProvider",
             "InvalidRequestError",
             "JsonlEvents",
+            "MalformedResultError",
             "MissingResultError",
             "OpenAIProvider",
             "PlannedBatch",

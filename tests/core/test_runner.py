@@ -120,9 +120,7 @@ def test_an_expired_batch_answers_what_ran_and_hands_the_rest_back() -> None:
 
 
 def lost_reply() -> Knobs:
-    knobs = Knobs()
-    knobs.lose_create_reply = 1  # type: ignore[attr-defined]
-    return knobs
+    return Knobs(lose_create_reply=1)
 
 
 def test_a_lost_create_reply_is_reconciled_not_paid_twice() -> None:

@@ -22,6 +22,7 @@ from llama_index_instrumentation import get_dispatcher
 import batch_llm
 from batch_llm import RequestFuture, Scheduler
 from batch_llm._gc import gc_paused
+from batch_llm._waiting import raise_first_failure
 
 from ._codecs import EmbeddingCodec, codec_for_embedding, codec_for_model
 
@@ -164,7 +165,15 @@ class BatchEmbedding(BaseEmbedding):
         )
         return futures, [self._codec.inputs(r) for r in requests]
 
-    def _vectors(self, bodies: Sequence[dict[str, Any]]) -> list[Embedding]:
+    def _vectors(
+        self, bodies: Sequence[Any], sizes: Sequence[int] | None = None
+    ) -> list[Embedding]:
+        """The vectors of every response, in order. A request that failed raises its error,
+        noting which texts it was for (``sizes``: the texts of each request); the other
+        requests' answers were checked against their requests, so only those texts need
+        asking again."""
+        if sizes is not None:
+            raise_first_failure(bodies, sizes)
         vectors: list[Embedding] = []
         with gc_paused():  # tens of thousands of float lists, none of them cyclic
             for body in bodies:
@@ -176,16 +185,19 @@ class BatchEmbedding(BaseEmbedding):
             return []
         futures, sizes = self._submit_all(texts)
         with _progress(futures, sizes, show_progress):
-            bodies = batch_llm.wait(futures)
-        return self._vectors(bodies)
+            bodies = batch_llm.wait(futures, return_exceptions=True)
+        return self._vectors(bodies, sizes)
 
     async def _aembed_all(self, texts: list[str], show_progress: bool = False) -> list[Embedding]:
         if not texts:
             return []
         futures, sizes = self._submit_all(texts)
         with _progress(futures, sizes, show_progress):
-            bodies = await wait_submitted(futures)
-        return self._vectors(bodies)
+            try:
+                bodies = await wait_submitted(futures)
+            except Exception:  # all are done: say which texts failed, not just the first error
+                bodies = await batch_llm.gather(futures, return_exceptions=True)
+        return self._vectors(bodies, sizes)
 
     # -- BaseEmbedding's hooks ----------------------------------------------------------------
 
