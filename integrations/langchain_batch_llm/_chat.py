@@ -126,6 +126,27 @@ class BatchChatModel(BaseChatModel):
         )
         return self
 
+    # -- token counts: the wrapped model's tokenizer, not LangChain's GPT-2 fallback -----------
+    # (map_reduce summarize chains size their splits with these; unless this model was given
+    # its own ``custom_get_token_ids``, which then counts as it would on any chat model)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        if self.custom_get_token_ids is not None:
+            return super().get_token_ids(text)
+        return self._inner.get_token_ids(text)
+
+    def get_num_tokens(self, text: str) -> int:
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens(text)
+        return self._inner.get_num_tokens(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None, **kwargs: Any
+    ) -> int:
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens_from_messages(messages, tools)
+        return self._inner.get_num_tokens_from_messages(messages, tools, **kwargs)
+
     # -- what LangChain asks of a chat model --------------------------------------------------
 
     @property
