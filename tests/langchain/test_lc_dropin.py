@@ -1,11 +1,14 @@
 """Drop-in gaps real frameworks hit: what works on the realtime chat model works batched.
 
 - token counts are the wrapped model's (map_reduce summarize chains size their splits with
-  them; LangChain's own fallback is GPT-2 through ``transformers``).
+  them; LangChain's own fallback is GPT-2 through ``transformers``);
+- settings assigned after construction (ragas sets ``llm.temperature``) reach the batch, and
+  read back as the wrapped model holds them.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -157,3 +160,115 @@ def test_a_tokenizer_given_to_the_batch_model_counts(
     )
     assert batched.get_token_ids("one three") == [3, 5]
     assert batched.get_num_tokens("one three five") == 3
+
+
+# -- settings assigned after construction ---------------------------------------------------
+
+ASSIGNED: dict[str, Any] = {
+    "temperature": 0.3,
+    "max_tokens": 7,
+    "n": 2,
+    "top_p": 0.5,
+    "stop": ["\n\n"],
+    "model_kwargs": {"seed": 7},
+}
+
+
+@pytest.mark.parametrize("build", ["kwargs", "wrapped"])
+def test_assigned_settings_reach_the_batch_as_chat_openai_sends_them(
+    build: str,
+    lc_env: Emulator,
+    recording: httpx.Client,
+    captured: list[dict[str, Any]],
+    fast_scheduler: Scheduler,
+) -> None:
+    realtime = ChatOpenAI(model="gpt-4o-mini", temperature=0.9, http_client=recording)
+    batched = _openai(build, fast_scheduler, temperature=0.9)
+    for name, value in ASSIGNED.items():
+        setattr(realtime, name, value)
+        setattr(batched, name, value)
+    realtime.invoke(QUESTION)
+    batched.invoke(QUESTION)
+    (body,) = _batch_bodies(lc_env)
+    assert body == captured[0]
+    assert (body["temperature"], body["n"], body["max_completion_tokens"]) == (0.3, 2, 7)
+    for name, value in ASSIGNED.items():
+        assert getattr(batched, name) == getattr(realtime, name) == value
+
+
+@pytest.mark.parametrize("build", ["kwargs", "wrapped"])
+def test_settings_read_back_as_the_wrapped_model_holds_them(
+    build: str, lc_env: Emulator, fast_scheduler: Scheduler
+) -> None:
+    """ragas saves ``llm.temperature``, sets its own, and puts the saved one back."""
+    realtime = ChatOpenAI(model="gpt-4o-mini", temperature=0.5, max_tokens=64)
+    batched = _openai(build, fast_scheduler, temperature=0.5, max_tokens=64)
+    for name in ("temperature", "max_tokens", "n", "top_p", "stop", "model_name", "max_retries"):
+        assert getattr(batched, name) == getattr(realtime, name), name
+    saved = batched.temperature
+    batched.temperature = 0.0
+    batched.batch(["What is 1 + 1?", "What is 2 + 2?"])
+    assert [body["temperature"] for body in _batch_bodies(lc_env)] == [0.0, 0.0]
+    lc_env.reset()
+    batched.temperature = saved
+    batched.batch(["What is 3 + 3?", "What is 4 + 4?"])
+    assert [body["temperature"] for body in _batch_bodies(lc_env)] == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("build", ["kwargs", "wrapped"])
+@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+def test_assigned_settings_reach_anthropic_and_gemini_batches(
+    provider: str, build: str, batch_llm_emulator: Emulator, fast_scheduler: Scheduler
+) -> None:
+    """Their batch inputs cannot be read back, so what reached the emulator shows in what it
+    did: at temperature 0 two identical questions share one line (sampled ones get a line
+    each), and a 2-token limit cuts the answer as it cuts the realtime one."""
+    emulator = batch_llm_emulator
+    params: dict[str, Any] = {"temperature": 0.7, "max_tokens": 500}
+    realtime = _realtime(provider, emulator, **params)
+    batched = _batched(provider, build, emulator, fast_scheduler, **params)
+    # The standard names work on the batch model for every provider; the realtime models take
+    # only their own field names (ChatAnthropic's ``stop`` is ``stop_sequences``...).
+    own = {
+        "anthropic": ("max_tokens", "stop_sequences"),
+        "gemini": ("max_output_tokens", "stop"),
+    }[provider]
+    realtime.temperature = 0
+    setattr(realtime, own[0], 2)
+    setattr(realtime, own[1], ["\n\n"])
+    batched.temperature = 0
+    batched.max_tokens = 2
+    batched.stop = ["\n\n"]
+    question = "Please describe the colour of the sky over the sea at noon"
+    answers = batched.batch([question, question])
+    assert emulator.stats.lines_submitted == 1
+    expected = realtime.invoke(question)
+    assert [_strip(a) for a in answers] == [_strip(expected)] * 2
+    assert expected.usage_metadata["output_tokens"] == 2
+    assert (batched.temperature, batched.max_tokens, batched.stop) == (0, 2, ["\n\n"])
+
+
+def test_a_copy_is_tuned_alone(lc_env: Emulator, fast_scheduler: Scheduler) -> None:
+    original = BatchChatModel(
+        ChatOpenAI(model="gpt-4o-mini", temperature=0.5), scheduler=fast_scheduler
+    )
+    tuned = copy.copy(original)
+    tuned.temperature = 0.9
+    tuned.model_copy().temperature = 0.1
+    assert (original.temperature, original.wrapped.temperature) == (0.5, 0.5)
+    assert (tuned.temperature, tuned.wrapped.temperature) == (0.9, 0.9)
+    assert tuned.chat_model is tuned.wrapped
+    original.batch(["What is 1 + 1?", "What is 2 + 2?"])
+    assert [body["temperature"] for body in _batch_bodies(lc_env)] == [0.5, 0.5]
+
+
+def test_a_setting_the_wrapped_model_lacks_is_refused_as_it_refuses_it(
+    batch_llm_emulator: Emulator, fast_scheduler: Scheduler
+) -> None:
+    realtime = ChatAnthropic(model="claude-haiku-4-5", api_key="sk-ant-test")
+    batched = BatchChatModel(realtime.model_copy(), scheduler=fast_scheduler)
+    with pytest.raises(ValueError, match='no field "n"'):
+        realtime.n = 3
+    with pytest.raises(ValueError, match='no field "n"'):
+        batched.n = 3
+    assert not hasattr(batched, "n")
