@@ -3,13 +3,16 @@
 - token counts are the wrapped model's (map_reduce summarize chains size their splits with
   them; LangChain's own fallback is GPT-2 through ``transformers``);
 - settings assigned after construction (ragas sets ``llm.temperature``) reach the batch, and
-  read back as the wrapped model holds them.
+  read back as the wrapped model holds them;
+- ``n`` is one line asking for ``n`` choices where the API takes ``n``, and refused where the
+  realtime SDK refuses it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import warnings
 from typing import Any
 
 import httpx
@@ -272,3 +275,83 @@ def test_a_setting_the_wrapped_model_lacks_is_refused_as_it_refuses_it(
     with pytest.raises(ValueError, match='no field "n"'):
         batched.n = 3
     assert not hasattr(batched, "n")
+
+
+# -- n ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["constructed", "assigned", "called"])
+def test_n_is_one_line_with_every_choice_like_realtime(
+    how: str, lc_env: Emulator, fast_scheduler: Scheduler
+) -> None:
+    messages = [[HumanMessage("Name a colour")]]
+    expected = ChatOpenAI(model="gpt-4o-mini", n=3).generate(messages)
+    if how == "constructed":
+        batched = BatchChatModel(ChatOpenAI(model="gpt-4o-mini", n=3), scheduler=fast_scheduler)
+        result = batched.generate(messages)
+    elif how == "assigned":
+        batched = BatchChatModel(model="openai:gpt-4o-mini", scheduler=fast_scheduler)
+        batched.n = 3
+        result = batched.generate(messages)
+    else:
+        batched = BatchChatModel(model="openai:gpt-4o-mini", scheduler=fast_scheduler)
+        result = batched.generate(messages, n=3)
+    assert lc_env.stats.lines_submitted == 1
+    assert [body["n"] for body in _batch_bodies(lc_env)] == [3]
+    (choices,) = result.generations
+    (expected_choices,) = expected.generations
+    assert len(choices) == 3
+    assert [_strip(c.message) for c in choices] == [_strip(c.message) for c in expected_choices]
+    assert [c.generation_info for c in choices] == [c.generation_info for c in expected_choices]
+
+
+def test_gemini_candidate_count_is_one_line_with_every_candidate(
+    batch_llm_emulator: Emulator, fast_scheduler: Scheduler
+) -> None:
+    messages = [[HumanMessage("Name a colour")]]
+    expected = _realtime("gemini", batch_llm_emulator, n=2)
+    batched = _batched("gemini", "kwargs", batch_llm_emulator, fast_scheduler)
+    batched.n = 2
+    result = batched.generate(messages)
+    assert batch_llm_emulator.stats.lines_submitted == 1
+    (candidates,) = result.generations
+    (expected_candidates,) = expected.generate(messages).generations
+    assert len(candidates) == 2
+    assert [_strip(c.message) for c in candidates] == [
+        _strip(c.message) for c in expected_candidates
+    ]
+
+
+@pytest.mark.parametrize("how", ["constructed", "called"])
+def test_anthropic_refuses_n_as_its_realtime_sdk_does(
+    how: str, batch_llm_emulator: Emulator, fast_scheduler: Scheduler
+) -> None:
+    """Anthropic's API has no ``n``: ChatAnthropic passes it on, and ``messages.create`` raises
+    TypeError before anything is sent. A batch raises the same, rather than send a line that
+    fails (or, on a lenient server, answers once where three answers were asked for)."""
+    extra = {"n": 3} if how == "constructed" else {}
+    call = {"n": 3} if how == "called" else {}
+    with warnings.catch_warnings():  # "n is not default parameter", when constructed with it
+        warnings.simplefilter("ignore", UserWarning)
+        claude = _realtime("anthropic", batch_llm_emulator, **extra)
+    messages = [[HumanMessage("Name a colour")]]
+    with pytest.raises(TypeError) as realtime_error:
+        claude.generate(messages, **call)
+    batched = BatchChatModel(claude, scheduler=fast_scheduler)
+    with pytest.raises(TypeError) as batched_error:
+        batched.generate(messages, **call)
+    assert str(batched_error.value) == str(realtime_error.value)
+    assert "unexpected keyword argument 'n'" in str(batched_error.value)
+    assert batch_llm_emulator.stats.lines_submitted == 0
+
+
+def test_a_keyword_the_openai_sdk_lacks_is_refused_as_it_refuses_it(
+    lc_env: Emulator, fast_scheduler: Scheduler
+) -> None:
+    params: dict[str, Any] = {"model": "gpt-4o-mini", "model_kwargs": {"colour": "blue"}}
+    with pytest.raises(TypeError) as realtime_error:
+        ChatOpenAI(**params).invoke(QUESTION)
+    with pytest.raises(TypeError) as batched_error:
+        BatchChatModel(ChatOpenAI(**params), scheduler=fast_scheduler).invoke(QUESTION)
+    assert str(batched_error.value) == str(realtime_error.value)
+    assert lc_env.stats.lines_submitted == 0
