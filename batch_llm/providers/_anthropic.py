@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -167,7 +168,7 @@ class AnthropicProvider(SDKProvider):
             raise UnsupportedEndpointError(
                 f"anthropic cannot batch {endpoint!r}; it batches {MESSAGES}"
             )
-        data = encode_body(body)
+        data = encode_body(body, _sdk_dumps)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequestError(f"a request to {MESSAGES} needs a 'model' string")
@@ -417,3 +418,20 @@ _TIMESTAMPS = (
     ("expires", "expires_at"),
     ("archived", "archived_at"),
 )
+
+
+def _sdk_dumps(body: Mapping[str, Any]) -> bytes:
+    """The bytes the anthropic SDK's realtime call sends for ``body``: it prepares the body
+    (pydantic models dumped, ``date``/``datetime`` as ISO 8601, sets and iterators as lists,
+    file inputs base64-encoded) and JSON-encodes the result."""
+    try:
+        from anthropic._utils._prepare import serialize_data
+    except ImportError:
+        try:
+            from anthropic._utils._json import openapi_dumps
+        except ImportError:  # older SDKs left encoding to httpx: plain JSON, no datetimes
+            return json.dumps(
+                body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
+        return openapi_dumps(body)
+    return serialize_data(body, location="body").encode()

@@ -187,17 +187,33 @@ class BatchStatus:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """Serialize a request body once, compactly, or say clearly why it cannot be."""
+def encode_body(
+    body: Mapping[str, Any], sdk_dumps: Callable[[Mapping[str, Any]], bytes] | None = None
+) -> bytes:
+    """Serialize a request body once, compactly, or say clearly why it cannot be.
+
+    ``sdk_dumps`` is how the provider's SDK puts a body on the wire, for values plain JSON
+    lacks but the SDK's realtime call accepts (a ``datetime``, a pydantic model): a batch must
+    take what realtime takes, and send it as realtime would. It runs only when plain JSON
+    fails, so ordinary bodies pay nothing for it; where plain JSON succeeds, the SDKs write the
+    same bytes (same separators, no ASCII escaping, no NaN).
+    """
     if not isinstance(body, Mapping):
         raise InvalidRequestError(
             f"a request body must be a mapping (JSON object), got {type(body).__name__}"
         )
     try:
-        text = _ENCODER.encode(body)
-    except (TypeError, ValueError) as exc:
+        return _ENCODER.encode(body).encode()
+    except TypeError as exc:
+        error: Exception = exc
+    except ValueError as exc:
         raise InvalidRequestError(f"request body is not JSON-serializable: {exc}") from None
-    return text.encode()
+    if sdk_dumps is not None:
+        try:
+            return sdk_dumps(body)
+        except (TypeError, ValueError) as exc:
+            error = exc
+    raise InvalidRequestError(f"request body is not JSON-serializable: {error}") from None
 
 
 class Provider(abc.ABC):

@@ -5,12 +5,14 @@
 - settings assigned after construction (ragas sets ``llm.temperature``) reach the batch, and
   read back as the wrapped model holds them;
 - ``n`` is one line asking for ``n`` choices where the API takes ``n``, and refused where the
-  realtime SDK refuses it.
+  realtime SDK refuses it;
+- values the provider SDK encodes (``datetime``, pydantic models) are sent as it sends them.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import warnings
 from typing import Any
@@ -20,11 +22,12 @@ import openai
 import pytest
 import tiktoken
 from langchain_anthropic import ChatAnthropic
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
 
-from batch_llm import Scheduler
+from batch_llm import InvalidRequestError, Scheduler
 from batch_llm.emulator import Emulator
 from langchain_batch_llm import BatchChatModel
 
@@ -355,3 +358,74 @@ def test_a_keyword_the_openai_sdk_lacks_is_refused_as_it_refuses_it(
         BatchChatModel(ChatOpenAI(**params), scheduler=fast_scheduler).invoke(QUESTION)
     assert str(batched_error.value) == str(realtime_error.value)
     assert lc_env.stats.lines_submitted == 0
+
+
+# -- values the SDK encodes -------------------------------------------------------------------
+
+
+class Prediction(BaseModel):
+    type: str
+    content: str
+
+
+def test_values_the_openai_sdk_encodes_are_sent_as_it_sends_them(
+    lc_env: Emulator,
+    recording: httpx.Client,
+    captured: list[dict[str, Any]],
+    fast_scheduler: Scheduler,
+) -> None:
+    params: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "model_kwargs": {
+            "user": datetime.datetime(2025, 3, 1, 9, 30, tzinfo=datetime.UTC),
+            "prediction": Prediction(type="content", content="42"),
+        },
+        "extra_body": {"metadata": {"asked": datetime.datetime(2025, 3, 1, 9, 30)}},
+    }
+    expected = ChatOpenAI(**params, http_client=recording).invoke(QUESTION)
+    got = BatchChatModel(ChatOpenAI(**params), scheduler=fast_scheduler).invoke(QUESTION)
+    assert _strip(got) == _strip(expected)
+    (body,) = _batch_bodies(lc_env)
+    assert body == captured[0]
+    assert body["user"] == "2025-03-01T09:30:00+00:00"
+    assert body["prediction"] == {"type": "content", "content": "42"}
+    assert body["metadata"] == {"asked": "2025-03-01T09:30:00"}
+
+
+def test_values_the_openai_sdk_refuses_are_refused(
+    lc_env: Emulator, fast_scheduler: Scheduler
+) -> None:
+    """The openai SDK's encoder takes ``datetime`` but not ``date``: neither side sends one."""
+    params: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "model_kwargs": {"user": datetime.date(2025, 3, 1)},
+    }
+    with pytest.raises(TypeError, match="date is not JSON serializable"):
+        ChatOpenAI(**params).invoke(QUESTION)
+    with pytest.raises(InvalidRequestError, match="date is not JSON serializable"):
+        BatchChatModel(ChatOpenAI(**params), scheduler=fast_scheduler).invoke(QUESTION)
+    assert lc_env.stats.lines_submitted == 0
+
+
+class CacheControl(BaseModel):
+    type: str
+
+
+def test_values_the_anthropic_sdk_encodes_are_accepted(
+    batch_llm_emulator: Emulator, fast_scheduler: Scheduler
+) -> None:
+    """The anthropic SDK takes pydantic models, ``date`` and ``datetime`` anywhere in a body
+    (the bytes themselves are compared with the SDK's in tests/core/test_bad_input.py)."""
+    claude: dict[str, Any] = {
+        "model": "claude-haiku-4-5",
+        "api_key": "sk-ant-test",
+        "base_url": batch_llm_emulator.anthropic_base_url,
+        "model_kwargs": {"cache_control": CacheControl(type="ephemeral")},
+    }
+    call = {"extra_body": {"metadata": {"user_id": datetime.date(2025, 3, 1)}}}
+    expected = ChatAnthropic(**claude).invoke(QUESTION, **call)
+    batched = BatchChatModel(ChatAnthropic(**claude), scheduler=fast_scheduler)
+    got = batched.invoke(QUESTION, **call)
+    assert isinstance(got, AIMessage)
+    assert _strip(got) == _strip(expected)
+    assert batch_llm_emulator.stats.lines_submitted == 1
