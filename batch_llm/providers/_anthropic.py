@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -426,12 +425,8 @@ def _sdk_dumps(body: Mapping[str, Any]) -> bytes:
     file inputs base64-encoded) and JSON-encodes the result."""
     try:
         from anthropic._utils._prepare import serialize_data
-    except ImportError:
-        try:
-            from anthropic._utils._json import openapi_dumps
-        except ImportError:  # older SDKs left encoding to httpx: plain JSON, no datetimes
-            return json.dumps(
-                body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            ).encode()
+    except ImportError:  # SDKs from before request preparation: their encoder alone
+        from anthropic._utils._json import openapi_dumps  # older still: plain JSON only
+
         return openapi_dumps(body)
     return serialize_data(body, location="body").encode()

@@ -211,6 +211,8 @@ def encode_body(
     if sdk_dumps is not None:
         try:
             return sdk_dumps(body)
+        except ImportError:
+            pass  # an SDK too old to encode more than plain JSON does
         except (TypeError, ValueError) as exc:
             error = exc
     raise InvalidRequestError(f"request body is not JSON-serializable: {error}") from None

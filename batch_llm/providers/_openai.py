@@ -386,16 +386,10 @@ def _sdk_dumps(path: str, body: Mapping[str, Any]) -> bytes:
     """The bytes the openai SDK's realtime call sends for ``body``: its params transform
     (pydantic models in typed places dumped, dates formatted), then its JSON encoder
     (``datetime`` as ISO 8601, pydantic models dumped by alias)."""
+    from openai._utils._json import openapi_dumps  # older SDKs: ImportError, plain JSON only
     from openai._utils._transform import maybe_transform
 
-    transformed = maybe_transform(dict(body), _params_type(path))
-    try:
-        from openai._utils._json import openapi_dumps
-    except ImportError:  # older SDKs left encoding to httpx: plain JSON, no datetimes
-        return json.dumps(
-            transformed, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
-    return openapi_dumps(transformed)
+    return openapi_dumps(maybe_transform(dict(body), _params_type(path)))
 
 
 def _params_type(path: str) -> Any:
