@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import openai
 import pytest
 import tiktoken
 from langchain_anthropic import ChatAnthropic
@@ -32,16 +31,8 @@ from batch_llm.emulator import Emulator
 from langchain_batch_llm import BatchChatModel
 
 QUESTION = "What is 17 + 25?"
-
-
-def _batch_bodies(emulator: Emulator) -> list[dict[str, Any]]:
-    """Every body of every OpenAI batch, as the emulator stored its input file."""
-    client = openai.OpenAI(base_url=emulator.openai_base_url, api_key="sk-test")
-    bodies = []
-    for batch in client.batches.list():
-        text = client.files.content(batch.input_file_id).text
-        bodies += [json.loads(line)["body"] for line in text.splitlines() if line]
-    return bodies
+# Reads back every body of every OpenAI batch so far (the ``batch_bodies`` fixture).
+BatchBodies = Callable[[], list[dict[str, Any]]]
 
 
 def _strip(message: Any) -> dict[str, Any]:
@@ -53,21 +44,6 @@ def _strip(message: Any) -> dict[str, Any]:
         "usage_metadata": message.usage_metadata,
         "response_metadata": metadata,
     }
-
-
-@pytest.fixture
-def captured() -> list[dict[str, Any]]:
-    return []
-
-
-@pytest.fixture
-def recording(captured: list[dict[str, Any]]) -> httpx.Client:
-    """An HTTP client that records every JSON body a realtime ChatOpenAI sends."""
-
-    def record(request: httpx.Request) -> None:
-        captured.append(json.loads(request.content))
-
-    return httpx.Client(event_hooks={"request": [record]})
 
 
 def _openai(build: str, scheduler: Scheduler, **params: Any) -> BatchChatModel:
@@ -184,6 +160,7 @@ ASSIGNED: dict[str, Any] = {
 def test_assigned_settings_reach_the_batch_as_chat_openai_sends_them(
     build: str,
     lc_env: Emulator,
+    batch_bodies: BatchBodies,
     recording: httpx.Client,
     captured: list[dict[str, Any]],
     fast_scheduler: Scheduler,
@@ -195,7 +172,7 @@ def test_assigned_settings_reach_the_batch_as_chat_openai_sends_them(
         setattr(batched, name, value)
     realtime.invoke(QUESTION)
     batched.invoke(QUESTION)
-    (body,) = _batch_bodies(lc_env)
+    (body,) = batch_bodies()
     assert body == captured[0]
     assert (body["temperature"], body["n"], body["max_completion_tokens"]) == (0.3, 2, 7)
     for name, value in ASSIGNED.items():
@@ -204,7 +181,7 @@ def test_assigned_settings_reach_the_batch_as_chat_openai_sends_them(
 
 @pytest.mark.parametrize("build", ["kwargs", "wrapped"])
 def test_settings_read_back_as_the_wrapped_model_holds_them(
-    build: str, lc_env: Emulator, fast_scheduler: Scheduler
+    build: str, lc_env: Emulator, batch_bodies: BatchBodies, fast_scheduler: Scheduler
 ) -> None:
     """ragas saves ``llm.temperature``, sets its own, and puts the saved one back."""
     realtime = ChatOpenAI(model="gpt-4o-mini", temperature=0.5, max_tokens=64)
@@ -214,11 +191,11 @@ def test_settings_read_back_as_the_wrapped_model_holds_them(
     saved = batched.temperature
     batched.temperature = 0.0
     batched.batch(["What is 1 + 1?", "What is 2 + 2?"])
-    assert [body["temperature"] for body in _batch_bodies(lc_env)] == [0.0, 0.0]
+    assert [body["temperature"] for body in batch_bodies()] == [0.0, 0.0]
     lc_env.reset()
     batched.temperature = saved
     batched.batch(["What is 3 + 3?", "What is 4 + 4?"])
-    assert [body["temperature"] for body in _batch_bodies(lc_env)] == [0.5, 0.5]
+    assert [body["temperature"] for body in batch_bodies()] == [0.5, 0.5]
 
 
 @pytest.mark.parametrize("build", ["kwargs", "wrapped"])
@@ -254,7 +231,9 @@ def test_assigned_settings_reach_anthropic_and_gemini_batches(
     assert (batched.temperature, batched.max_tokens, batched.stop) == (0, 2, ["\n\n"])
 
 
-def test_a_copy_is_tuned_alone(lc_env: Emulator, fast_scheduler: Scheduler) -> None:
+def test_a_copy_is_tuned_alone(
+    lc_env: Emulator, batch_bodies: BatchBodies, fast_scheduler: Scheduler
+) -> None:
     original = BatchChatModel(
         ChatOpenAI(model="gpt-4o-mini", temperature=0.5), scheduler=fast_scheduler
     )
@@ -265,7 +244,7 @@ def test_a_copy_is_tuned_alone(lc_env: Emulator, fast_scheduler: Scheduler) -> N
     assert (tuned.temperature, tuned.wrapped.temperature) == (0.9, 0.9)
     assert tuned.chat_model is tuned.wrapped
     original.batch(["What is 1 + 1?", "What is 2 + 2?"])
-    assert [body["temperature"] for body in _batch_bodies(lc_env)] == [0.5, 0.5]
+    assert [body["temperature"] for body in batch_bodies()] == [0.5, 0.5]
 
 
 def test_a_setting_the_wrapped_model_lacks_is_refused_as_it_refuses_it(
@@ -285,7 +264,7 @@ def test_a_setting_the_wrapped_model_lacks_is_refused_as_it_refuses_it(
 
 @pytest.mark.parametrize("how", ["constructed", "assigned", "called"])
 def test_n_is_one_line_with_every_choice_like_realtime(
-    how: str, lc_env: Emulator, fast_scheduler: Scheduler
+    how: str, lc_env: Emulator, batch_bodies: BatchBodies, fast_scheduler: Scheduler
 ) -> None:
     messages = [[HumanMessage("Name a colour")]]
     expected = ChatOpenAI(model="gpt-4o-mini", n=3).generate(messages)
@@ -300,7 +279,7 @@ def test_n_is_one_line_with_every_choice_like_realtime(
         batched = BatchChatModel(model="openai:gpt-4o-mini", scheduler=fast_scheduler)
         result = batched.generate(messages, n=3)
     assert lc_env.stats.lines_submitted == 1
-    assert [body["n"] for body in _batch_bodies(lc_env)] == [3]
+    assert [body["n"] for body in batch_bodies()] == [3]
     (choices,) = result.generations
     (expected_choices,) = expected.generations
     assert len(choices) == 3
@@ -370,6 +349,7 @@ class Prediction(BaseModel):
 
 def test_values_the_openai_sdk_encodes_are_sent_as_it_sends_them(
     lc_env: Emulator,
+    batch_bodies: BatchBodies,
     recording: httpx.Client,
     captured: list[dict[str, Any]],
     fast_scheduler: Scheduler,
@@ -385,7 +365,7 @@ def test_values_the_openai_sdk_encodes_are_sent_as_it_sends_them(
     expected = ChatOpenAI(**params, http_client=recording).invoke(QUESTION)
     got = BatchChatModel(ChatOpenAI(**params), scheduler=fast_scheduler).invoke(QUESTION)
     assert _strip(got) == _strip(expected)
-    (body,) = _batch_bodies(lc_env)
+    (body,) = batch_bodies()
     assert body == captured[0]
     assert body["user"] == "2025-03-01T09:30:00+00:00"
     assert body["prediction"] == {"type": "content", "content": "42"}
