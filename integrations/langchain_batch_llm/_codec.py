@@ -80,7 +80,7 @@ def check_sdk_call(method: Callable[..., Any], payload: Mapping[str, Any]) -> No
     holds a keyword the SDK method does not take (``n`` for Anthropic's ``messages.create``):
     a batch must refuse what realtime refuses, not send it to fail later or pass unnoticed."""
     accepted = _keywords(method)
-    if accepted is None:
+    if accepted is None or payload.keys() <= accepted:
         return
     for key in payload:
         if key not in accepted:
