@@ -21,6 +21,7 @@ from typing import Any, cast
 from ._faults import LineDamage, shorten_realtime
 from ._gemini_shapes import (
     batch_embed_contents,
+    count_tokens,
     embed_content,
     error_body,
     error_outcome,
@@ -314,6 +315,7 @@ class GeminiApi:
             routes: list[tuple[str, str, Callable[[Request], Response]]] = [
                 ("POST", f"{root}/models/{{model}}:generateContent", self._generate),
                 ("POST", f"{root}/models/{{model}}:streamGenerateContent", self._stream),
+                ("POST", f"{root}/models/{{model}}:countTokens", self._count_tokens),
                 ("POST", f"{root}/models/{{model}}:embedContent", self._embed),
                 ("POST", f"{root}/models/{{model}}:batchEmbedContents", self._batch_embed),
                 ("POST", f"{root}/models/{{model}}:batchGenerateContent", self._create_generate),
@@ -357,6 +359,9 @@ class GeminiApi:
         except EmulatedError as exc:
             return _outcome(error_outcome(exc.status, exc.message))
         return Response(200, events, "text/event-stream")
+
+    def _count_tokens(self, request: Request) -> Response:
+        return _outcome(count_tokens(request.params["model"], _json_body(request)))
 
     def _embed(self, request: Request) -> Response:
         self._stats.add("realtime_calls")

@@ -34,6 +34,7 @@ __all__ = [
     "GRPC_CODES",
     "HTTP_STATUS_NAMES",
     "batch_embed_contents",
+    "count_tokens",
     "embed_content",
     "error_body",
     "error_outcome",
@@ -349,6 +350,22 @@ def generate_content(model: str, body: Any) -> Outcome:
     except EmulatedError as exc:
         return error_outcome(exc.status, exc.message)
     return Outcome(200, dumps(payload), prompt_tokens, output_tokens)
+
+
+def count_tokens(model: str, body: Any) -> Outcome:
+    """The answer to ``models/{model}:countTokens``: the prompt tokens generateContent would
+    count for the same ``contents`` (or the whole ``generateContentRequest``)."""
+    if not isinstance(body, dict):
+        return error_outcome(400, "Invalid JSON payload received. Expected an object.")
+    request = _field(body, "generateContentRequest")
+    if not isinstance(request, dict):
+        request = {"contents": body.get("contents")}
+    try:
+        _, prompt_tokens, _ = _generate_payload(model, request)
+    except EmulatedError as exc:
+        return error_outcome(exc.status, exc.message)
+    details = [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+    return Outcome(200, dumps({"totalTokens": prompt_tokens, "promptTokensDetails": details}))
 
 
 def stream_generate_content(model: str, body: dict[str, Any]) -> bytes:

@@ -163,7 +163,7 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
             raise UnsupportedEndpointError(
                 f"anthropic cannot batch {endpoint!r}; it batches {MESSAGES}"
             )
-        data = encode_body(body)
+        data = encode_body(body, _sdk_dumps)
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequestError(f"a request to {MESSAGES} needs a 'model' string")
@@ -413,3 +413,16 @@ _TIMESTAMPS = (
     ("expires", "expires_at"),
     ("archived", "archived_at"),
 )
+
+
+def _sdk_dumps(body: Mapping[str, Any]) -> bytes:
+    """The bytes the anthropic SDK's realtime call sends for ``body``: it prepares the body
+    (pydantic models dumped, ``date``/``datetime`` as ISO 8601, sets and iterators as lists,
+    file inputs base64-encoded) and JSON-encodes the result."""
+    try:
+        from anthropic._utils._prepare import serialize_data
+    except ImportError:  # SDKs from before request preparation: their encoder alone
+        from anthropic._utils._json import openapi_dumps  # older still: plain JSON only
+
+        return openapi_dumps(body)
+    return serialize_data(body, location="body").encode()

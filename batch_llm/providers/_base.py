@@ -209,26 +209,52 @@ class BatchStatus:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """Serialize a request body once, compactly, or say clearly why it cannot be."""
+def encode_body(
+    body: Mapping[str, Any], sdk_dumps: Callable[[Mapping[str, Any]], bytes] | None = None
+) -> bytes:
+    """Serialize a request body once, compactly, or say clearly why it cannot be.
+
+    ``sdk_dumps`` is how the provider's SDK puts a body on the wire, for values plain JSON
+    lacks but the SDK's realtime call accepts (a ``datetime``, a pydantic model): a batch must
+    take what realtime takes, and send it as realtime would. It runs only when plain JSON
+    fails, so ordinary bodies pay nothing for it; where plain JSON succeeds, the SDKs write the
+    same bytes (same separators, no ASCII escaping, no NaN).
+    """
     if not isinstance(body, Mapping):
         raise InvalidRequestError(
             f"a request body must be a mapping (JSON object), got {type(body).__name__}"
         )
     try:
         text = _ENCODER.encode(body)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
+        error: Exception = exc
+    except ValueError as exc:
         raise InvalidRequestError(f"request body is not JSON-serializable: {exc}") from None
-    try:
-        return text.encode()
-    except UnicodeEncodeError as exc:
-        # A lone surrogate (such as "\ud800", left by a bad decode or a sliced emoji) is a
-        # valid Python string but no valid UTF-8: no provider can be sent it.
-        bad = text[exc.start : exc.end].encode("unicode_escape").decode()
-        raise InvalidRequestError(
-            f"request body holds text that is not valid Unicode ({bad} at character "
-            f"{exc.start} of its JSON: {exc.reason}); it cannot be sent"
-        ) from None
+    else:
+        try:
+            return text.encode()
+        except UnicodeEncodeError as exc:
+            raise _not_unicode(exc) from None
+    if sdk_dumps is not None:
+        try:
+            return sdk_dumps(body)
+        except ImportError:
+            pass  # an SDK too old to encode more than plain JSON does
+        except UnicodeEncodeError as exc:
+            raise _not_unicode(exc) from None
+        except (TypeError, ValueError) as exc:
+            error = exc
+    raise InvalidRequestError(f"request body is not JSON-serializable: {error}") from None
+
+
+def _not_unicode(exc: UnicodeEncodeError) -> InvalidRequestError:
+    # A lone surrogate (such as "\ud800", left by a bad decode or a sliced emoji) is a valid
+    # Python string but no valid UTF-8: no provider can be sent it.
+    bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+    return InvalidRequestError(
+        f"request body holds text that is not valid Unicode ({bad} at character "
+        f"{exc.start} of its JSON: {exc.reason}); it cannot be sent"
+    )
 
 
 class Provider(abc.ABC):

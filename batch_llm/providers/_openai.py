@@ -164,7 +164,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
             raise UnsupportedEndpointError(
                 f"openai cannot batch {endpoint!r}; it batches {', '.join(sorted(_ENDPOINTS))}"
             )
-        data = encode_body(body)
+        data = encode_body(body, _SDK_DUMPS[path])
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequestError(f"a request to {path} needs a 'model' string")
@@ -403,6 +403,39 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
             status_code, json=body, headers=headers, request=httpx.Request("POST", url)
         )
         return client._make_status_error_from_response(response)
+
+
+def _sdk_dumps(path: str, body: Mapping[str, Any]) -> bytes:
+    """The bytes the openai SDK's realtime call sends for ``body``: its params transform
+    (pydantic models in typed places dumped, dates formatted), then its JSON encoder
+    (``datetime`` as ISO 8601, pydantic models dumped by alias)."""
+    from openai._utils._json import openapi_dumps  # older SDKs: ImportError, plain JSON only
+    from openai._utils._transform import maybe_transform
+
+    return openapi_dumps(maybe_transform(dict(body), _params_type(path)))
+
+
+def _params_type(path: str) -> Any:
+    """The params type the SDK's create method transforms its body with, for ``path``."""
+    if path == CHAT:
+        from openai.types.chat import completion_create_params as chat
+
+        return chat.CompletionCreateParamsNonStreaming
+    if path == RESPONSES:
+        from openai.types.responses import response_create_params
+
+        return response_create_params.ResponseCreateParamsNonStreaming
+    if path == EMBEDDINGS:
+        from openai.types import embedding_create_params
+
+        return embedding_create_params.EmbeddingCreateParams
+    from openai.types import completion_create_params
+
+    return completion_create_params.CompletionCreateParamsNonStreaming
+
+
+# One per endpoint, built once: prepare runs for every request.
+_SDK_DUMPS = {path: functools.partial(_sdk_dumps, path) for path in _ENDPOINTS}
 
 
 def _times(batch: Any) -> dict[str, float]:

@@ -4,6 +4,7 @@ answer, as in its realtime ``_generate`` (``messages.create(**payload)`` -> ``_f
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import BaseMessage
@@ -11,7 +12,7 @@ from langchain_core.outputs import ChatResult
 
 from batch_llm import InvalidRequestError, Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, register_class
+from ._codec import ChatCodec, ChatRequest, check_sdk_call, register_class
 
 if TYPE_CHECKING:
     from langchain_anthropic import ChatAnthropic
@@ -21,6 +22,14 @@ __all__ = ["AnthropicChatCodec"]
 MESSAGES = "/v1/messages"
 # Keys ChatAnthropic may leave in a payload that the SDK treats as request options, not body.
 _OPTION_KEYS = ("extra_headers", "extra_query", "timeout")
+
+
+@functools.cache
+def _messages_create() -> Callable[..., Any]:
+    """What ChatAnthropic's realtime call goes through: ``client.messages.create``."""
+    from anthropic.resources.messages import Messages
+
+    return Messages.create
 
 
 class AnthropicChatCodec(ChatCodec):
@@ -43,6 +52,7 @@ class AnthropicChatCodec(ChatCodec):
         self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
     ) -> ChatRequest:
         payload = self.inner._get_request_payload(messages, stop=stop, **kwargs)
+        check_sdk_call(_messages_create(), payload)
         if "betas" in payload:
             # Beta features go in a header of the whole batch, which one batch cannot mix.
             raise InvalidRequestError(

@@ -7,7 +7,7 @@ import functools
 import json
 import queue
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -19,7 +19,7 @@ from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult, RunInfo
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config, get_config_list
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 import batch_llm
 from batch_llm import Scheduler
@@ -32,6 +32,12 @@ __all__ = ["BatchChatModel"]
 
 # Standard params that are forwarded to the provider's model when building it from kwargs.
 _STANDARD = ("temperature", "max_tokens", "stop", "timeout", "max_retries", "base_url", "streaming")
+# This model's fields that hold the wrapped model's settings: read from it, written through to it.
+_MIRRORED = (*_STANDARD, "api_key", "model_kwargs")
+# Settings of this model itself (and of every LangChain chat model), never the wrapped model's.
+_OWN = frozenset(
+    {*BaseChatModel.model_fields, "chat_model", "provider", "scheduler_", "batch_metadata"}
+)
 
 
 class BatchChatModel(BaseChatModel):
@@ -120,11 +126,90 @@ class BatchChatModel(BaseChatModel):
             inner = build_inner_model(provider, model=name, **params)
         self._inner = inner
         self._codec = codec_for(inner)
+        # ``llm.temperature`` reads what the wrapped model sends (its defaults included), as
+        # ChatOpenAI's own attribute would: ragas reads it to restore it after a call.
+        for name in _MIRRORED:
+            target = _settable(type(inner)).get(name)
+            if target is not None:
+                self.__dict__[name] = getattr(inner, target)
         self.provider = self._codec.provider_name
         self.model_name = str(
             getattr(inner, "model_name", None) or getattr(inner, "model", None) or self.model_name
         )
         return self
+
+    # -- the wrapped model's settings, read and written through this one ---------------------
+
+    if not TYPE_CHECKING:  # as pydantic's own: mypy keeps checking attribute names
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            # Frameworks tune the model they are given by assignment (ragas sets
+            # ``llm.temperature``); the wrapped model builds every request, so it must take the
+            # new value, as ChatOpenAI would.
+            inner, target = self._wrapped_field(name)
+            mine = name in self.__dict__ or name in (self.model_extra or {})
+            if target is not None:
+                setattr(inner, target, value)
+            elif inner is not None and not mine:
+                # ChatAnthropic has no ``n``: setting it raises there, so it does here too.
+                raise ValueError(
+                    f'"{type(self).__name__}" object has no field "{name}", nor has the '
+                    f"wrapped {type(inner).__name__}"
+                )
+            if mine or target is None:
+                super().__setattr__(name, value)
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                inner, target = self._wrapped_field(name)
+                if target is None:
+                    raise
+                return getattr(inner, target)
+
+    def _wrapped_field(self, name: str) -> tuple[BaseChatModel | None, str | None]:
+        """The wrapped model and its field that ``name`` stands for (by name or alias:
+        ``stop`` is ChatAnthropic's ``stop_sequences``); no model where ``name`` is this
+        model's own business or nothing is wrapped yet, no field where it has none."""
+        if name.startswith("_") or name in _OWN:
+            return None, None
+        private = self.__pydantic_private__
+        if not private or "_inner" not in private:
+            return None, None
+        inner: BaseChatModel = private["_inner"]
+        return inner, _settable(type(inner)).get(name)
+
+    def __copy__(self) -> Self:
+        # A copy tuned by assignment must not retune the original: it gets its own wrapped model.
+        copied = super().__copy__()
+        inner = self._inner.model_copy()
+        if self.chat_model is self._inner:
+            copied.__dict__["chat_model"] = inner
+        copied._inner = inner
+        copied._codec = codec_for(inner)
+        return copied
+
+    # -- token counts: the wrapped model's tokenizer, not LangChain's GPT-2 fallback -----------
+    # (map_reduce summarize chains size their splits with these; unless this model was given
+    # its own ``custom_get_token_ids``, which then counts as it would on any chat model)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        if self.custom_get_token_ids is not None:
+            return super().get_token_ids(text)
+        return self._inner.get_token_ids(text)
+
+    def get_num_tokens(self, text: str) -> int:
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens(text)
+        return self._inner.get_num_tokens(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None, **kwargs: Any
+    ) -> int:
+        if self.custom_get_token_ids is not None:
+            return super().get_num_tokens_from_messages(messages, tools)
+        return self._inner.get_num_tokens_from_messages(messages, tools, **kwargs)
 
     # -- what LangChain asks of a chat model --------------------------------------------------
 
@@ -404,6 +489,19 @@ class BatchChatModel(BaseChatModel):
         runnable = self._inner.with_structured_output(schema, include_raw=include_raw, **kwargs)
         rebound: Runnable[LanguageModelInput, Any] = rebind(runnable, self._inner, self)
         return rebound
+
+
+@functools.cache
+def _settable(cls: type[BaseModel]) -> dict[str, str]:
+    """Every name that sets a field of ``cls`` (its own, then its aliases) -> the field."""
+    names = {
+        alias: name
+        for name, info in cls.model_fields.items()
+        for alias in (info.validation_alias, info.alias)
+        if isinstance(alias, str)
+    }
+    names.update((name, name) for name in cls.model_fields)
+    return names
 
 
 def _configs(

@@ -10,8 +10,10 @@ to the same parser the realtime call uses.
 from __future__ import annotations
 
 import abc
+import functools
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,7 @@ __all__ = [
     "ChatCodec",
     "ChatRequest",
     "build_inner_model",
+    "check_sdk_call",
     "codec_for",
     "split_model_id",
 ]
@@ -70,6 +73,28 @@ class ChatCodec(abc.ABC):
     def error(self, exc: BaseException) -> BaseException:
         """The exception the realtime call raises where its SDK raised ``exc``."""
         return exc
+
+
+def check_sdk_call(method: Callable[..., Any], payload: Mapping[str, Any]) -> None:
+    """Raise the ``TypeError`` the realtime call ``method(**payload)`` raises when ``payload``
+    holds a keyword the SDK method does not take (``n`` for Anthropic's ``messages.create``):
+    a batch must refuse what realtime refuses, not send it to fail later or pass unnoticed."""
+    accepted = _keywords(method)
+    if accepted is None or payload.keys() <= accepted:
+        return
+    for key in payload:
+        if key not in accepted:
+            raise TypeError(f"{method.__qualname__}() got an unexpected keyword argument {key!r}")
+
+
+@functools.cache
+def _keywords(method: Callable[..., Any]) -> frozenset[str] | None:
+    """The keywords ``method`` takes; None if it takes any."""
+    parameters = inspect.signature(method).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    by_name = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in parameters if p.kind in by_name)
 
 
 def split_model_id(model: str, provider: str | None) -> tuple[str, str]:

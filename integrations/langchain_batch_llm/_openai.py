@@ -15,7 +15,8 @@ parser the realtime answer would have gone through:
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -23,7 +24,7 @@ from langchain_core.outputs import ChatResult
 
 from batch_llm import Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, register
+from ._codec import ChatCodec, ChatRequest, check_sdk_call, register
 
 if TYPE_CHECKING:
     from langchain_openai.chat_models.base import BaseChatOpenAI
@@ -85,6 +86,28 @@ def _chat_completion(body: Any) -> Any:
         return construct_type(type_=ChatCompletion, value=body)
 
 
+class _SDKMethods(NamedTuple):
+    """The SDK methods ChatOpenAI's realtime call may go through."""
+
+    chat_create: Callable[..., Any]
+    chat_parse: Callable[..., Any]
+    responses_create: Callable[..., Any]
+    responses_parse: Callable[..., Any]
+
+
+@functools.cache
+def _sdk_methods() -> _SDKMethods:
+    from openai.resources.chat.completions import Completions
+    from openai.resources.responses import Responses
+
+    return _SDKMethods(Completions.create, Completions.parse, Responses.create, Responses.parse)
+
+
+def _chat_request(payload: dict[str, Any]) -> ChatRequest:
+    """``chat.completions.create``: the payload is the body."""
+    return ChatRequest(CHAT, payload, {"kind": "chat"})
+
+
 class OpenAIChatCodec(ChatCodec):
     """Codec for ``ChatOpenAI`` (and OpenAI-compatible ``BaseChatOpenAI`` subclasses)."""
 
@@ -106,15 +129,26 @@ class OpenAIChatCodec(ChatCodec):
     ) -> ChatRequest:
         inner = self.inner
         payload = inner._get_request_payload(messages, stop=stop, **kwargs)
+        sdk = _sdk_methods()
+        build: Callable[[dict[str, Any]], ChatRequest]
+        if "response_format" in payload:
+            payload.pop("stream", None)  # as ChatOpenAI does before parse(), which takes none
+            method, build = sdk.chat_parse, self._parse_request
+        elif inner._use_responses_api(payload):
+            from langchain_openai.chat_models.base import _is_pydantic_class
+
+            schema = kwargs.get("response_format")
+            # ChatOpenAI calls parse() for a pydantic schema, create() otherwise.
+            method = sdk.responses_parse if _is_pydantic_class(schema) else sdk.responses_create
+            build = functools.partial(self._responses_request, schema=schema)
+        else:
+            method, build = sdk.chat_create, _chat_request
+        # The SDK refuses a keyword its method does not take (an unknown model_kwargs key).
+        check_sdk_call(method, payload)
         for key in _OPTION_KEYS:
             payload.pop(key, None)
         extra_body = payload.pop("extra_body", None)
-        if "response_format" in payload:
-            request = self._parse_request(payload)
-        elif inner._use_responses_api(payload):
-            request = self._responses_request(payload, kwargs.get("response_format"))
-        else:
-            request = ChatRequest(CHAT, payload, {"kind": "chat"})
+        request = build(payload)
         if extra_body:
             request.body.update(extra_body)
         return request
@@ -129,7 +163,6 @@ class OpenAIChatCodec(ChatCodec):
             validate_input_tools,
         )
 
-        payload.pop("stream", None)
         response_format = payload["response_format"]
         # As parse(**payload) would: tools absent means "not given", not None.
         input_tools = validate_input_tools(payload["tools"]) if "tools" in payload else NOT_GIVEN

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 from typing import Any
 
+import anthropic
+import httpx
+import openai
 import pytest
 from helpers import CHAT, chat
+from pydantic import BaseModel, Field
 
 import batch_llm
 from batch_llm import (
+    AnthropicProvider,
     InvalidRequestError,
     OpenAIProvider,
     RequestTooLargeError,
@@ -108,3 +115,62 @@ def test_error_names_which_request_of_a_fan_out_was_bad(
 ) -> None:
     with pytest.raises(InvalidRequestError, match="request 2: "):
         scheduler.submit_many(openai_provider, CHAT, [chat("a"), chat("b"), {"messages": []}])
+
+
+class Tag(BaseModel):
+    name: str = Field(alias="tagName")
+    when: datetime.date
+
+
+def _wire(sent: list[bytes], client: Any = httpx.Client) -> Any:
+    """An HTTP client (of the SDK's own HTTP library) that keeps every request body sent."""
+    return client(event_hooks={"request": [lambda request: sent.append(request.read())]})
+
+
+def test_values_the_openai_sdk_encodes_are_encoded_as_it_encodes_them(
+    emulator: Emulator, openai_provider: OpenAIProvider
+) -> None:
+    """``datetime`` and pydantic models are not JSON, but the openai SDK's realtime call takes
+    them: typed places go through its params transform (a model dumped by field name), the
+    rest through its encoder (a model dumped by alias). A batch line holds what it sends."""
+    when = datetime.datetime(2025, 3, 1, 9, 30, tzinfo=datetime.UTC)
+    tag = Tag(tagName="blue", when=datetime.date(2025, 3, 1))
+    sent: list[bytes] = []
+    client = openai.OpenAI(
+        base_url=emulator.openai_base_url, api_key="sk-test", http_client=_wire(sent)
+    )
+    typed = {"user": when, "prediction": tag}
+    untyped = {"asked": {"when": when, "tag": tag}}
+    client.chat.completions.create(**chat("hello"), **typed, extra_body=untyped)
+    prepared = openai_provider.prepare(CHAT, {**chat("hello"), **typed, **untyped})
+    assert json.loads(prepared.data) == json.loads(sent[0])
+    assert json.loads(prepared.data)["asked"]["tag"] == {"tagName": "blue", "when": "2025-03-01"}
+    assert json.loads(prepared.data)["prediction"] == {"name": "blue", "when": "2025-03-01"}
+    with pytest.raises(TypeError):  # its encoder takes datetime, not date: neither do we
+        client.chat.completions.create(**chat("hello"), user=datetime.date(2025, 3, 1))  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="date is not JSON serializable"):
+        openai_provider.prepare(CHAT, chat("hello", user=datetime.date(2025, 3, 1)))
+
+
+def test_values_the_anthropic_sdk_encodes_are_encoded_as_it_encodes_them(
+    emulator: Emulator,
+) -> None:
+    """The anthropic SDK prepares any body: models by alias, dates, sets and tuples as lists."""
+    provider = AnthropicProvider(base_url=emulator.anthropic_base_url, api_key="sk-ant-test")
+    sent: list[bytes] = []
+    client = anthropic.Anthropic(
+        base_url=emulator.anthropic_base_url,
+        api_key="sk-ant-test",
+        http_client=_wire(sent, anthropic.DefaultHttpxClient),
+    )
+    body: dict[str, Any] = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hello"}],
+        "metadata": {"user_id": datetime.date(2025, 3, 1)},
+    }
+    extra = {"tag": Tag(tagName="blue", when=datetime.date(2025, 3, 1)), "seen": ("a", "b")}
+    client.messages.create(**body, extra_body=extra)
+    prepared = provider.prepare("/v1/messages", {**body, **extra})
+    assert json.loads(prepared.data) == json.loads(sent[0])
+    assert json.loads(prepared.data)["metadata"] == {"user_id": "2025-03-01"}

@@ -64,6 +64,13 @@ def test_generate_content_shape(genai_client: genai.Client, emu: Emulator) -> No
     assert emu.stats.realtime_calls == 1
 
 
+def test_count_tokens_counts_what_generate_content_counts(genai_client: genai.Client) -> None:
+    counted = genai_client.models.count_tokens(model=PRO, contents="what is 2+3?")
+    generated = genai_client.models.generate_content(model=PRO, contents="what is 2+3?")
+    assert generated.usage_metadata is not None
+    assert counted.total_tokens == generated.usage_metadata.prompt_token_count == 3
+
+
 def test_system_instruction_history_and_limits(genai_client: genai.Client) -> None:
     context = "Context: The Eiffel Tower is in Paris. The Colosseum is in Rome."
     answer = genai_client.models.generate_content(

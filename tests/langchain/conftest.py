@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
+import openai
 import pytest
 
 from batch_llm import Scheduler
@@ -21,3 +25,35 @@ def fast_scheduler() -> Iterator[Scheduler]:
 def lc_env(batch_llm_openai_env: Emulator) -> Emulator:
     """OPENAI_BASE_URL / OPENAI_API_KEY point at the emulator (ChatOpenAI reads them)."""
     return batch_llm_openai_env
+
+
+@pytest.fixture
+def captured() -> list[dict[str, Any]]:
+    """Every JSON body sent through the ``recording`` client, in order."""
+    return []
+
+
+@pytest.fixture
+def recording(captured: list[dict[str, Any]]) -> httpx.Client:
+    """An HTTP client for a realtime model (``ChatOpenAI(http_client=...)``) that records
+    every JSON body it sends in ``captured``: the bytes realtime puts on the wire."""
+
+    def record(request: httpx.Request) -> None:
+        captured.append(json.loads(request.content))
+
+    return httpx.Client(event_hooks={"request": [record]})
+
+
+@pytest.fixture
+def batch_bodies(lc_env: Emulator) -> Callable[[], list[dict[str, Any]]]:
+    """Every body of every OpenAI batch so far, read back from the emulator's input files."""
+    client = openai.OpenAI(base_url=lc_env.openai_base_url, api_key="sk-test")
+
+    def read() -> list[dict[str, Any]]:
+        bodies = []
+        for batch in client.batches.list():
+            text = client.files.content(batch.input_file_id).text
+            bodies += [json.loads(line)["body"] for line in text.splitlines() if line]
+        return bodies
+
+    return read

@@ -4,7 +4,7 @@ the wire, same message back (content, tool calls, usage, metadata), same errors.
 from __future__ import annotations
 
 import base64
-import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -99,28 +99,9 @@ def _strip(message: AIMessage) -> dict[str, Any]:
 
 
 @pytest.fixture
-def captured() -> list[dict[str, Any]]:
-    return []
-
-
-@pytest.fixture
-def realtime(lc_env: Emulator, captured: list[dict[str, Any]]) -> ChatOpenAI:
+def realtime(lc_env: Emulator, recording: httpx.Client) -> ChatOpenAI:
     """ChatOpenAI against the emulator, recording every request body it sends."""
-
-    def record(request: httpx.Request) -> None:
-        captured.append(json.loads(request.content))
-
-    client = httpx.Client(event_hooks={"request": [record]})
-    return ChatOpenAI(**PARAMS, http_client=client)
-
-
-def _batch_bodies(emulator: Emulator) -> list[dict[str, Any]]:
-    client = openai.OpenAI(base_url=emulator.openai_base_url, api_key="sk-test")
-    bodies = []
-    for batch in client.batches.list():
-        text = client.files.content(batch.input_file_id).text
-        bodies += [json.loads(line)["body"] for line in text.splitlines() if line]
-    return bodies
+    return ChatOpenAI(**PARAMS, http_client=recording)
 
 
 def _bind(model: Any, extra: dict[str, Any]) -> Any:
@@ -137,6 +118,7 @@ def test_batched_call_matches_realtime_chat_openai(
     lc_env: Emulator,
     realtime: ChatOpenAI,
     captured: list[dict[str, Any]],
+    batch_bodies: Callable[[], list[dict[str, Any]]],
     fast_scheduler: Scheduler,
 ) -> None:
     inputs, extra = CASES[case]
@@ -156,7 +138,7 @@ def test_batched_call_matches_realtime_chat_openai(
     assert [_strip(m) for m in got_batch] == [_strip(expected)] * 2
     assert got_single.response_metadata["batch_id"].startswith("batch_")
     # The bytes on the wire: every batched body equals the realtime body.
-    assert captured and all(body == captured[0] for body in _batch_bodies(lc_env))
+    assert captured and all(body == captured[0] for body in batch_bodies())
     assert lc_env.stats.realtime_calls == 1
 
 
@@ -166,6 +148,7 @@ def test_structured_output_matches_realtime(
     lc_env: Emulator,
     realtime: ChatOpenAI,
     captured: list[dict[str, Any]],
+    batch_bodies: Callable[[], list[dict[str, Any]]],
     fast_scheduler: Scheduler,
 ) -> None:
     question = "What is the weather in Paris, 21 degrees?"
@@ -180,7 +163,7 @@ def test_structured_output_matches_realtime(
         assert item["parsed"] == expected["parsed"]
         assert isinstance(item["parsed"], Weather)
         assert _strip(item["raw"]) == _strip(expected["raw"])
-    assert all(body == captured[0] for body in _batch_bodies(lc_env))
+    assert all(body == captured[0] for body in batch_bodies())
 
 
 def test_responses_api_matches_realtime(lc_env: Emulator, fast_scheduler: Scheduler) -> None:
