@@ -342,11 +342,17 @@ class Scheduler:
         flights: list[list[RequestFuture]] = []
         with self._lock, gc_paused():
             touched: dict[int, Queue] = {}
+            holder = self._inflight.holder
             for sub, new, known, (_, joins) in zip(submissions, fresh, found, attach, strict=True):
+                provider_id = sub.adapter.identity()
                 for item, future in new:
                     intent = known.get(item.custom_id)
-                    if intent is not None:
-                        joins.setdefault(intent.intent_id, []).append((item, future))
+                    # Another thread may have cut a batch holding this request while the
+                    # journal was read (concurrent fan-outs of the same prompts): join it.
+                    held_by = intent.intent_id if intent is not None else None
+                    held_by = held_by or holder(provider_id, item.custom_id)
+                    if held_by is not None:
+                        joins.setdefault(held_by, []).append((item, future))
                         continue
                     queue = self._enqueue(
                         sub.adapter,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
@@ -243,3 +244,22 @@ def test_realtime_sends_one_request_now_with_the_batch_answer(
         bad.result(30)
     (row,) = [r for r in scheduler.cost().rows if r.kind == "realtime"]
     assert row.requests == 1
+
+
+def test_concurrent_fan_outs_of_the_same_prompts_share_their_lines(
+    emulator: Emulator, openai_provider: OpenAIProvider
+) -> None:
+    """20 threads each fan out the same 500 temperature-0 prompts at once: 500 lines in all,
+    whichever thread's batch each prompt lands in, and every thread gets every answer."""
+    bodies = [chat(i, temperature=0) for i in range(500)]
+    with Scheduler(journal="off", poll_interval=0.02, poll_max=0.2) as sched:
+        start = threading.Barrier(20)
+
+        def one() -> list[Any]:
+            start.wait()
+            return batch_llm.wait(sched.submit_many(openai_provider, CHAT, bodies), timeout=60)
+
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(lambda _: one(), range(20)))
+    assert emulator.stats.lines_submitted == 500
+    assert all(a == answers[0] for a in answers)
