@@ -142,11 +142,13 @@ class Queue:
     __slots__ = (
         "generation",
         "inputs",
+        "joined",
         "key",
         "limits",
         "lines",
         "metadata",
         "nbytes",
+        "opened",
         "provider",
         "waiters",
     )
@@ -167,6 +169,9 @@ class Queue:
         self.nbytes = 0
         self.inputs = 0
         self.generation = 0
+        # When (time.monotonic) the queue's first and latest single calls joined it.
+        self.opened = 0.0
+        self.joined = 0.0
 
     def fits(self, prepared: Prepared) -> bool:
         """Whether one more line stays within every limit."""

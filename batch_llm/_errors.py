@@ -14,6 +14,7 @@ __all__ = [
     "BatchExpiredError",
     "BatchFailedError",
     "BatchLLMError",
+    "BatchLLMWarning",
     "DryRunError",
     "InvalidRequestError",
     "MalformedResultError",
@@ -110,3 +111,8 @@ class MalformedResultError(BatchError):
         super().__init__(message, batch_id=batch_id, custom_id=custom_id)
         self.stream = stream
         self.line = line
+
+
+class BatchLLMWarning(UserWarning):
+    """batch-llm can see that a fan-out will cost more turnarounds than it needs to (a thread
+    pool feeding it one wave at a time, say), and says how to avoid it."""

@@ -50,6 +50,9 @@ logger = logging.getLogger("batch_llm")
 
 Dedupe = bool | Literal["auto"]
 
+# Windows a queue of single calls may stay open while calls keep joining it.
+_WINDOW_CAP = 10
+
 
 class _Submission(NamedTuple):
     """Checked requests on their way to the queues (possibly held by a round first)."""
@@ -304,7 +307,8 @@ class Scheduler:
             for future in futures:
                 future.deadline = due
         submission = _Submission(adapter, prepared, futures, stamp, extra)
-        holder, job = current_holder(share_round)
+        # Only a flushed fan-out shares a round: a single call waits for the window instead.
+        holder, job = current_holder(share_round and flush)
         if holder is not None:
             with self._lock:
                 if self._closed:
@@ -485,9 +489,12 @@ class Scheduler:
             return queue
         if not queue.fits(prepared):
             ready.append(self._cut(queue))
+        if arm:
+            queue.joined = time.monotonic()
         if not queue.lines:
             queue.generation += 1
             if arm:
+                queue.opened = queue.joined
                 timers.append((queue, queue.generation))
         queue.add(prepared, waiting)
         return queue
@@ -561,16 +568,30 @@ class Scheduler:
             else:
                 add_waiters(batch.pending, prepared.custom_id, future)
 
-    def _arm_window(self, queue: Queue, generation: int) -> None:
+    def _arm_window(self, queue: Queue, generation: int, delay: float | None = None) -> None:
         asyncio.get_running_loop().call_later(
-            self.config.window, self._window_passed, queue, generation
+            self.config.window if delay is None else delay,
+            self._window_passed,
+            queue,
+            generation,
         )
 
     def _window_passed(self, queue: Queue, generation: int) -> None:
+        # The window is quiet time: a queue of single calls goes once none has joined it for a
+        # window, so calls arriving as a wave spread over seconds (an agent step's calls, as
+        # its tool results come in one by one) still share a batch. A steady trickle is sent
+        # after _WINDOW_CAP windows at the latest.
+        window = self.config.window
         with self._lock:
             if queue.generation != generation or not queue.lines:
                 return
-            batch = self._cut(queue)
+            due = min(queue.joined + window, queue.opened + window * _WINDOW_CAP)
+            wait = due - time.monotonic()
+            if wait <= 0:
+                batch = self._cut(queue)
+        if wait > 0:
+            self._arm_window(queue, generation, wait)
+            return
         self._runner.launch(batch)
 
     # -- cost and plans -----------------------------------------------------------------------

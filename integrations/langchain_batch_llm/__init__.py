@@ -3,9 +3,14 @@
 from langchain_batch_llm import BatchChatModel
 llm = BatchChatModel(model="openai:gpt-4o-mini", temperature=0)
 answers = (prompt | llm | parser).batch(questions)   # one provider batch
+
+For fan-outs LangChain runs itself (RunnableParallel, LangGraph, agents), run them with
+``langchain_batch_llm.batch(runnable, inputs)``: one batch per round of model calls.
 """
 
 from ._chat import BatchChatModel
 from ._embeddings import BatchEmbeddings
+from ._rounds import abatch, asweep, batch, sweep
+from ._slot import ModelSlot
 
-__all__ = ["BatchChatModel", "BatchEmbeddings"]
+__all__ = ["BatchChatModel", "BatchEmbeddings", "ModelSlot", "abatch", "asweep", "batch", "sweep"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import queue
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -18,17 +20,30 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult, RunInfo
-from langchain_core.runnables import Runnable, RunnableConfig, ensure_config, get_config_list
+from langchain_core.runnables import (
+    ConfigurableField,
+    Runnable,
+    RunnableConfig,
+    RunnableSerializable,
+    ensure_config,
+    get_config_list,
+)
+from langchain_core.runnables.utils import AnyConfigurableField
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 import batch_llm
-from batch_llm import Scheduler
+from batch_llm import BatchLLMWarning, Scheduler
+from batch_llm._rounds import current_holder
+from batch_llm._waves import pool_wave
 
 from ._codec import ChatCodec, build_inner_model, codec_for, split_model_id
-from ._fanout import FanOut, Prefetched, prefetched
+from ._configurable import BatchConfigurableAlternatives, BatchConfigurableFields
+from ._fanout import FanOut, Prefetched, messages_of, off_loop, prefetched
 from ._runnables import rebind
 
 __all__ = ["BatchChatModel"]
+
+logger = logging.getLogger("batch_llm")
 
 # Standard params that are forwarded to the provider's model when building it from kwargs.
 _STANDARD = ("temperature", "max_tokens", "stop", "timeout", "max_retries", "base_url", "streaming")
@@ -269,6 +284,8 @@ class BatchChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if prefetched.get() is None:
+            _say_if_pool_wave()
         pre = self._prefetch(messages, stop, **kwargs)
         if pre.error is not None:
             raise pre.error
@@ -329,6 +346,8 @@ class BatchChatModel(BaseChatModel):
         run_id: Any = None,
         **kwargs: Any,
     ) -> LLMResult:
+        if len(messages) == 1:  # a single call (what invoke makes): it waits for the window
+            _say_if_pool_wave()
         fan_out = self._generate_fan_out(
             messages, stop, callbacks, tags, metadata, run_name, run_id, kwargs
         )
@@ -353,7 +372,7 @@ class BatchChatModel(BaseChatModel):
         )
         if fan_out.futures:
             await batch_llm.gather(fan_out.futures, return_exceptions=True)
-        outcomes = await _off_loop(fan_out.finish, len(messages))
+        outcomes = await off_loop(fan_out.finish, len(messages))
         return _llm_result(self, fan_out, outcomes)
 
     def _generate_fan_out(
@@ -413,10 +432,12 @@ class BatchChatModel(BaseChatModel):
     ) -> list[AIMessage]:
         if not inputs:
             return []
-        fan_out = await _off_loop(lambda: self._batch_fan_out(inputs, config, kwargs), len(inputs))
+        fan_out = await off_loop(
+            lambda: self._batch_fan_out(inputs, config, kwargs, share_round=True), len(inputs)
+        )
         if fan_out.futures:
             await batch_llm.gather(fan_out.futures, return_exceptions=True)
-        return _messages(await _off_loop(fan_out.finish, len(inputs)), return_exceptions)
+        return _messages(await off_loop(fan_out.finish, len(inputs)), return_exceptions)
 
     def batch_as_completed(  # type: ignore[override]
         self,
@@ -445,7 +466,7 @@ class BatchChatModel(BaseChatModel):
     ) -> AsyncIterator[tuple[int, AIMessage | Exception]]:
         if not inputs:
             return
-        fan_out = await _off_loop(
+        fan_out = await off_loop(
             lambda: self._batch_fan_out(list(inputs), config, kwargs), len(inputs)
         )
         loop = asyncio.get_running_loop()
@@ -460,10 +481,41 @@ class BatchChatModel(BaseChatModel):
         inputs: list[LanguageModelInput],
         config: RunnableConfig | Sequence[RunnableConfig] | None,
         kwargs: dict[str, Any],
+        *,
+        share_round: bool = False,
     ) -> FanOut:
         configs = _configs(config, len(inputs))
+        kwargs = dict(kwargs)
         stop = kwargs.pop("stop", None)
-        return FanOut(self, inputs, configs, stop=stop, flush=True, **kwargs)
+        return FanOut(
+            self, inputs, configs, stop=stop, flush=True, share_round=share_round, **kwargs
+        )
+
+    # -- configurable: a configured batch is still one batch -----------------------------------
+
+    def configurable_fields(self, **kwargs: AnyConfigurableField) -> RunnableSerializable[Any, Any]:
+        """LangChain's ``configurable_fields``; a ``batch`` configured per input is one batch
+        per distinct configuration, sent together (not a thread pool of single calls)."""
+        plain = super().configurable_fields(**kwargs)  # LangChain's checks of the field names
+        return BatchConfigurableFields(default=self, fields=plain.fields)  # type: ignore[attr-defined]
+
+    def configurable_alternatives(
+        self,
+        which: ConfigurableField,
+        *,
+        default_key: str = "default",
+        prefix_keys: bool = False,
+        **kwargs: Runnable[Any, Any] | Callable[[], Runnable[Any, Any]],
+    ) -> RunnableSerializable[Any, Any]:
+        """LangChain's ``configurable_alternatives``; a ``batch`` configured per input is one
+        batch per chosen batch model, sent together (not a thread pool of single calls)."""
+        return BatchConfigurableAlternatives(
+            which=which,
+            default=self,
+            alternatives=kwargs,
+            default_key=default_key,
+            prefix_keys=prefix_keys,
+        )
 
     # -- tools and structured output: the wrapped model's own, bound to this one --------------
 
@@ -517,6 +569,26 @@ def _configs(
     return [ensure_config(config)] * size
 
 
+def _say_if_pool_wave() -> None:
+    """A sync single call about to wait for the window: if a thread pool is feeding this
+    model one pool's worth of calls at a time, say so once, with the way out (``_waves``)."""
+    if current_holder(False)[0] is not None:
+        return  # a round or a block holds it: it goes with the others
+    wave = pool_wave()
+    if wave is None:
+        return
+    message = (
+        f"batch-llm: about {wave.calls} calls are reaching BatchChatModel {wave.threads} at a "
+        f"time, from a thread pool (LangChain's Runnable.batch, a configurable model's batch, "
+        f"RunnableParallel or LangGraph's sync runner): they will go as about {wave.waves} "
+        f"batches of {wave.threads}, one after another, each waiting a batch turnaround. Run "
+        "the fan-out with langchain_batch_llm.batch(runnable, inputs), or await "
+        "runnable.abatch(inputs), to send each round of calls as one batch."
+    )
+    logger.warning("%s", message)
+    warnings.warn(message, BatchLLMWarning, stacklevel=2)
+
+
 def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
     generation = result.generations[0]
     message = generation.message
@@ -538,22 +610,12 @@ def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
     return ChatGenerationChunk(message=chunk, generation_info=generation.generation_info)
 
 
-async def _off_loop(fn: Callable[[], Any], size: int) -> Any:
-    """Run CPU-bound fan-out work off the caller's event loop once it is big enough to stall it."""
-    if size < 64:
-        return fn()
-    return await asyncio.to_thread(fn)
-
-
 def _messages(outcomes: list[ChatResult | BaseException], return_exceptions: bool) -> list[Any]:
-    messages: list[Any] = []
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            if not return_exceptions:
-                raise outcome
-            messages.append(outcome)
-        else:
-            messages.append(outcome.generations[0].message)
+    messages = messages_of(outcomes)
+    if not return_exceptions:
+        for message in messages:
+            if isinstance(message, BaseException):
+                raise message
     return messages
 
 

@@ -19,10 +19,11 @@ are imported from ``langchain_core`` rather than copied.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.callbacks import CallbackManager, CallbackManagerForLLMRun
 from langchain_core.globals import get_llm_cache
@@ -49,7 +50,9 @@ from ._codec import ChatRequest
 if TYPE_CHECKING:
     from ._chat import BatchChatModel
 
-__all__ = ["FanOut", "Prefetched", "prefetched"]
+__all__ = ["FanOut", "Prefetched", "messages_of", "off_loop", "prefetched"]
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -346,3 +349,18 @@ def _cache_hit(cache: Any, messages: list[BaseMessage], llm_string: str) -> bool
         for m in messages
     ]
     return isinstance(cache.lookup(dumps(normalized), llm_string), list)
+
+
+async def off_loop(fn: Callable[[], T], size: int) -> T:
+    """Run CPU-bound fan-out work off the caller's event loop once it is big enough to stall it."""
+    if size < 64:
+        return fn()
+    return await asyncio.to_thread(fn)
+
+
+def messages_of(outcomes: list[ChatResult | BaseException]) -> list[Any]:
+    """Each input's message (what ``invoke`` returns), or its error in its place."""
+    return [
+        outcome if isinstance(outcome, BaseException) else outcome.generations[0].message
+        for outcome in outcomes
+    ]

@@ -32,8 +32,9 @@ from batch_llm._rounds import Round, current_job
 
 __all__ = ["abatch", "asweep", "batch", "sweep"]
 
-# Threads for the sync steps of a runnable run this way: every job may block one on a batch.
-_MIN_WORKERS = 64
+# Threads for the sync steps of a runnable run this way (made only as needed): every job, and
+# every parallel branch of one, may block one on a batch.
+_MIN_WORKERS = 1024
 
 
 class _RoundRuns(BaseCallbackHandler):

@@ -14,6 +14,7 @@ def test_core_public_names_are_pinned() -> None:
             "BatchExpiredError",
             "BatchFailedError",
             "BatchLLMError",
+            "BatchLLMWarning",
             "BatchRecord",
             "BatchRequest",
             "CodecEntry",
