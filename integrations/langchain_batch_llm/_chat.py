@@ -24,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 import batch_llm
 from batch_llm import Scheduler
 
-from ._codec import ChatCodec, build_inner_model, codec_for, split_model_id
+from ._codec import ChatCodec
 from ._fanout import FanOut, Prefetched, prefetched
+from ._registry import build_inner_model, codec_for, split_model_id
 from ._runnables import rebind
 
 __all__ = ["BatchChatModel"]

@@ -15,8 +15,8 @@ from batch_llm import Provider, RequestFuture, Scheduler, resolve_provider
 from batch_llm._gc import gc_paused
 from batch_llm._waiting import raise_first_failure
 
-from ._codec import split_model_id
 from ._openai import openai_adapter_for
+from ._registry import split_model_id
 
 __all__ = ["BatchEmbeddings"]
 

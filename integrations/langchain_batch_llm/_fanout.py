@@ -41,10 +41,8 @@ from langchain_core.outputs import ChatResult, LLMResult
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.utils.utils import LC_ID_PREFIX
 
-from batch_llm import RequestFuture
+from batch_llm import BatchRequest, RequestFuture
 from batch_llm._gc import gc_paused
-
-from ._codec import ChatRequest
 
 if TYPE_CHECKING:
     from ._chat import BatchChatModel
@@ -56,7 +54,7 @@ __all__ = ["FanOut", "Prefetched", "prefetched"]
 class Prefetched:
     """An input's answer, submitted ahead of ``_generate``: its future, or why it has none."""
 
-    request: ChatRequest | None = None
+    request: BatchRequest | None = None
     future: RequestFuture | None = None
     error: BaseException | None = None
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from batch_llm import Provider, resolve_provider
+from batch_llm import BatchRequest, Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, register_class
+from ._codec import ChatCodec
 
 if TYPE_CHECKING:
     from langchain_google_genai import ChatGoogleGenerativeAI
@@ -54,16 +54,16 @@ class GeminiChatCodec(ChatCodec):
 
     def request(
         self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
-    ) -> ChatRequest:
+    ) -> BatchRequest:
         inner = self.inner
         # As _generate does: a per-call cached_content, else the model's own.
         kwargs["cached_content"] = kwargs.get("cached_content") or inner.cached_content
         request = inner._prepare_request(messages, stop=stop, **kwargs)
         config = request.get("config")
         context = {"config": {name: _config_value(config, name) for name in _PARSE_CONFIG}}
-        return ChatRequest(GENERATE, request, context)
+        return BatchRequest(GENERATE, request, context)
 
-    def result(self, body: Any, request: ChatRequest) -> ChatResult:
+    def result(self, body: Any, request: BatchRequest) -> ChatResult:
         from google.genai import models, types
         from langchain_google_genai.chat_models import _response_to_result
 
@@ -88,14 +88,3 @@ class GeminiChatCodec(ChatCodec):
         except BaseException as mapped:  # the handlers re-raise what realtime raises
             return mapped
         return exc
-
-
-for _name in ("google_genai", "gemini"):
-    register_class(
-        _name,
-        "Gemini",
-        "langchain_google_genai",
-        "ChatGoogleGenerativeAI",
-        "langchain-google-genai",
-        GeminiChatCodec,
-    )

@@ -22,9 +22,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from batch_llm import Provider, resolve_provider
+from batch_llm import BatchRequest, Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, check_sdk_call, register
+from ._codec import ChatCodec, check_sdk_call
 
 if TYPE_CHECKING:
     from langchain_openai.chat_models.base import BaseChatOpenAI
@@ -35,17 +35,6 @@ CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 # Keys ChatOpenAI may leave in a payload that the SDK treats as request options, not body.
 _OPTION_KEYS = ("extra_headers", "extra_query", "timeout")
-
-
-def _import_langchain_openai() -> Any:
-    try:
-        import langchain_openai
-    except ImportError:
-        raise ImportError(
-            "batching OpenAI models through LangChain builds a ChatOpenAI: "
-            "pip install langchain-openai"
-        ) from None
-    return langchain_openai
 
 
 def _secret(value: Any) -> str | None:
@@ -103,9 +92,9 @@ def _sdk_methods() -> _SDKMethods:
     return _SDKMethods(Completions.create, Completions.parse, Responses.create, Responses.parse)
 
 
-def _chat_request(payload: dict[str, Any]) -> ChatRequest:
+def _chat_request(payload: dict[str, Any]) -> BatchRequest:
     """``chat.completions.create``: the payload is the body."""
-    return ChatRequest(CHAT, payload, {"kind": "chat"})
+    return BatchRequest(CHAT, payload, {"kind": "chat"})
 
 
 class OpenAIChatCodec(ChatCodec):
@@ -113,6 +102,16 @@ class OpenAIChatCodec(ChatCodec):
 
     provider_name = "openai"
     inner: BaseChatOpenAI
+
+    def __init__(self, inner: BaseChatModel) -> None:
+        from langchain_openai import AzureChatOpenAI
+
+        if isinstance(inner, AzureChatOpenAI):
+            raise TypeError(
+                "BatchChatModel cannot batch AzureChatOpenAI: Azure OpenAI's batch API "
+                "(deployments, api-version) is not supported yet"
+            )
+        super().__init__(inner)
 
     @functools.cached_property
     def adapter(self) -> Provider:
@@ -126,11 +125,11 @@ class OpenAIChatCodec(ChatCodec):
 
     def request(
         self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
-    ) -> ChatRequest:
+    ) -> BatchRequest:
         inner = self.inner
         payload = inner._get_request_payload(messages, stop=stop, **kwargs)
         sdk = _sdk_methods()
-        build: Callable[[dict[str, Any]], ChatRequest]
+        build: Callable[[dict[str, Any]], BatchRequest]
         if "response_format" in payload:
             payload.pop("stream", None)  # as ChatOpenAI does before parse(), which takes none
             method, build = sdk.chat_parse, self._parse_request
@@ -154,7 +153,7 @@ class OpenAIChatCodec(ChatCodec):
         return request
 
     @staticmethod
-    def _parse_request(payload: dict[str, Any]) -> ChatRequest:
+    def _parse_request(payload: dict[str, Any]) -> BatchRequest:
         """``chat.completions.parse``: the SDK converts the schema and always sends
         ``stream: false``."""
         from openai import NOT_GIVEN
@@ -169,10 +168,10 @@ class OpenAIChatCodec(ChatCodec):
         payload["response_format"] = type_to_response_format_param(response_format)
         payload["stream"] = False
         context = {"kind": "parse", "response_format": response_format, "tools": input_tools}
-        return ChatRequest(CHAT, payload, context)
+        return BatchRequest(CHAT, payload, context)
 
     @staticmethod
-    def _responses_request(payload: dict[str, Any], schema: Any) -> ChatRequest:
+    def _responses_request(payload: dict[str, Any], schema: Any) -> BatchRequest:
         """``responses.create`` / ``responses.parse`` (the latter for a pydantic schema)."""
         text_format = payload.pop("text_format", None)
         if text_format is not None:
@@ -187,9 +186,9 @@ class OpenAIChatCodec(ChatCodec):
             "text_format": text_format,
             "tools": payload.get("tools"),
         }
-        return ChatRequest(RESPONSES, payload, context)
+        return BatchRequest(RESPONSES, payload, context)
 
-    def result(self, body: Any, request: ChatRequest) -> ChatResult:
+    def result(self, body: Any, request: BatchRequest) -> ChatResult:
         inner = self.inner
         context = request.context
         kind = context["kind"]
@@ -235,21 +234,3 @@ class OpenAIChatCodec(ChatCodec):
         except BaseException as mapped:  # the handlers re-raise what realtime raises
             return mapped
         return exc
-
-
-def _build_chat_openai(**params: Any) -> BaseChatModel:
-    module = _import_langchain_openai()
-    return module.ChatOpenAI(**params)  # type: ignore[no-any-return]
-
-
-def _accepts(model: BaseChatModel) -> bool:
-    try:
-        from langchain_openai import AzureChatOpenAI
-        from langchain_openai.chat_models.base import BaseChatOpenAI
-    except ImportError:
-        return False
-    # Azure's batch API lives elsewhere (deployments, api-version); not batchable here yet.
-    return isinstance(model, BaseChatOpenAI) and not isinstance(model, AzureChatOpenAI)
-
-
-register("openai", _build_chat_openai, _accepts, OpenAIChatCodec)
