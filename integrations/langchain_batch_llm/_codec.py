@@ -23,8 +23,9 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -34,6 +35,8 @@ from batch_llm import BatchRequest, Provider
 
 __all__ = [
     "ChatCodec",
+    "EmbeddingsCodec",
+    "EmbeddingsSettings",
     "check_sdk_call",
 ]
 
@@ -75,6 +78,79 @@ class ChatCodec(abc.ABC):
     def error(self, exc: BaseException) -> BaseException:
         """The exception the realtime call raises where its SDK raised ``exc``."""
         return exc
+
+
+@dataclass(slots=True)
+class EmbeddingsSettings:
+    """What an embeddings model is asked to do, as ``BatchEmbeddings``' fields say it: what a
+    codec is built from, and (once it wraps a provider's model) what it reports back.
+
+    Attributes:
+        model: the model name, without its ``provider:`` prefix.
+        dimensions: the vectors' size, where the model can shorten them.
+        task_type: what the vectors are for (Gemini's ``task_type``).
+        chunk_size: texts per request, at most (within the provider's own limit).
+        model_kwargs: extra request-body parameters.
+        api_key, base_url, organization: credentials and server, when not a wrapped model's.
+    """
+
+    model: str
+    dimensions: int | None = None
+    task_type: str | None = None
+    chunk_size: int = 2048
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    api_key: str | None = None
+    base_url: str | None = None
+    organization: str | None = None
+
+
+class EmbeddingsCodec(abc.ABC):
+    """Builds the batch requests that embed texts, and reads vectors from their answers.
+
+    Register a subclass with ``batch_llm.register_codec(EmbeddingsCodec.kind, provider,
+    "module:EmbeddingsClass", codec, package=...)``: ``BatchEmbeddings(EmbeddingsClass(...))``
+    then calls ``codec.wrap``, and ``BatchEmbeddings(model="provider:name")`` calls
+    ``codec.build``.
+
+    Args:
+        settings: what the codec embeds with (its model, dimensions, per-request size...).
+        adapter: the batch-llm provider adapter requests go through.
+    """
+
+    #: The registry kind embeddings codecs are registered under.
+    kind: ClassVar[str] = "langchain.embeddings"
+    #: The provider name ``BatchEmbeddings.provider`` reports.
+    provider_name: ClassVar[str] = ""
+    #: Where every request goes.
+    endpoint: ClassVar[str] = ""
+
+    def __init__(self, settings: EmbeddingsSettings, adapter: Provider) -> None:
+        self.settings = settings
+        self.adapter = adapter
+
+    @classmethod
+    @abc.abstractmethod
+    def build(cls, settings: EmbeddingsSettings) -> Self:
+        """The codec for ``BatchEmbeddings``' own settings; it needs no provider package."""
+
+    @classmethod
+    @abc.abstractmethod
+    def wrap(cls, embeddings: Any, settings: EmbeddingsSettings) -> Self:
+        """The codec for the provider's own embeddings model: its model, options and
+        credentials, over ``settings`` (``BatchEmbeddings``' own) where it has none."""
+
+    @abc.abstractmethod
+    def bodies(self, texts: Sequence[str], *, query: bool) -> list[dict[str, Any]]:
+        """The request bodies that embed ``texts``, in order, each within the provider's
+        per-request limits; ``query`` when the texts are search queries, not documents."""
+
+    @abc.abstractmethod
+    def vectors(self, body: dict[str, Any]) -> list[list[float]]:
+        """The vectors of one answer body, in input order, as the realtime call reads them."""
+
+    def size(self, body: dict[str, Any]) -> int:
+        """How many texts one request body embeds (one, unless the provider takes lists)."""
+        return 1
 
 
 def check_sdk_call(method: Callable[..., Any], payload: Mapping[str, Any]) -> None:

@@ -10,13 +10,19 @@ parser the realtime answer would have gone through:
   ``parsed`` on the way back;
 - the Responses API: ``client.responses.create`` / ``.parse`` ->
   ``_construct_lc_result_from_responses_api``.
+
+``OpenAIEmbeddings`` sends ``{"input": [...], "model": ...}`` bodies of many texts each; its
+codec sends the same, as many texts to a request as OpenAI takes.
 """
 
 from __future__ import annotations
 
+import array
+import base64
+import dataclasses
 import functools
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -24,17 +30,21 @@ from langchain_core.outputs import ChatResult
 
 from batch_llm import BatchRequest, Provider, resolve_provider
 
-from ._codec import ChatCodec, check_sdk_call
+from ._codec import ChatCodec, EmbeddingsCodec, EmbeddingsSettings, check_sdk_call
 
 if TYPE_CHECKING:
     from langchain_openai.chat_models.base import BaseChatOpenAI
 
-__all__ = ["OpenAIChatCodec", "openai_adapter_for"]
+__all__ = ["OpenAIChatCodec", "OpenAIEmbeddingsCodec"]
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 # Keys ChatOpenAI may leave in a payload that the SDK treats as request options, not body.
 _OPTION_KEYS = ("extra_headers", "extra_query", "timeout")
+# OpenAI takes at most 2,048 inputs and about 300,000 tokens in one embeddings request; the
+# character budget keeps a request under the token cap for any realistic tokenizer ratio.
+_MAX_INPUTS = 2048
+_MAX_CHARS = 600_000
 
 
 def _secret(value: Any) -> str | None:
@@ -49,7 +59,7 @@ def _secret(value: Any) -> str | None:
     )
 
 
-def openai_adapter_for(
+def _adapter_for(
     api_key: Any, base_url: str | None, organization: str | None, headers: Any
 ) -> Provider:
     """The interned OpenAI adapter for these credentials (shared by chat and embeddings)."""
@@ -116,7 +126,7 @@ class OpenAIChatCodec(ChatCodec):
     @functools.cached_property
     def adapter(self) -> Provider:
         inner = self.inner
-        return openai_adapter_for(
+        return _adapter_for(
             inner.openai_api_key,
             inner.openai_api_base,
             inner.openai_organization,
@@ -234,3 +244,90 @@ class OpenAIChatCodec(ChatCodec):
         except BaseException as mapped:  # the handlers re-raise what realtime raises
             return mapped
         return exc
+
+
+class OpenAIEmbeddingsCodec(EmbeddingsCodec):
+    """Codec for ``OpenAIEmbeddings``: many texts per request, as it sends them."""
+
+    provider_name = "openai"
+    endpoint = "/v1/embeddings"
+
+    @classmethod
+    def build(cls, settings: EmbeddingsSettings) -> Self:
+        settings = dataclasses.replace(
+            settings, chunk_size=max(1, min(settings.chunk_size, _MAX_INPUTS))
+        )
+        adapter = _adapter_for(settings.api_key, settings.base_url, settings.organization, None)
+        return cls(settings, adapter)
+
+    @classmethod
+    def wrap(cls, embeddings: Any, settings: EmbeddingsSettings) -> Self:
+        from langchain_openai import AzureOpenAIEmbeddings
+
+        if isinstance(embeddings, AzureOpenAIEmbeddings):
+            raise TypeError(
+                "BatchEmbeddings cannot batch AzureOpenAIEmbeddings: Azure OpenAI's batch API "
+                "(deployments, api-version) is not supported yet"
+            )
+        settings = dataclasses.replace(
+            settings,
+            model=embeddings.model,
+            dimensions=embeddings.dimensions,
+            chunk_size=min(int(embeddings.chunk_size), _MAX_INPUTS),
+            model_kwargs=dict(embeddings.model_kwargs or {}),
+        )
+        adapter = _adapter_for(
+            embeddings.openai_api_key,
+            embeddings.openai_api_base,
+            embeddings.openai_organization,
+            embeddings.default_headers,
+        )
+        return cls(settings, adapter)
+
+    def bodies(self, texts: Sequence[str], *, query: bool) -> list[dict[str, Any]]:
+        return [self._body(chunk) for chunk in _chunks(texts, self.settings.chunk_size)]
+
+    def _body(self, inputs: list[str]) -> dict[str, Any]:
+        # base64 is what the openai SDK asks for (and decodes) when the caller does not say,
+        # so the vectors are bit-identical to a realtime call's.
+        settings = self.settings
+        body: dict[str, Any] = {
+            "input": inputs,
+            "model": settings.model,
+            "encoding_format": "base64",
+        }
+        if settings.dimensions is not None:
+            body["dimensions"] = settings.dimensions
+        body.update(settings.model_kwargs)
+        return body
+
+    def vectors(self, body: dict[str, Any]) -> list[list[float]]:
+        data = sorted(body["data"], key=lambda item: item["index"])
+        return [_decode(item["embedding"]) for item in data]
+
+    def size(self, body: dict[str, Any]) -> int:
+        return len(body["input"])
+
+
+def _chunks(texts: Sequence[str], size: int) -> list[list[str]]:
+    """``texts`` in requests of at most ``size`` texts and OpenAI's token budget."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    chars = 0
+    for text in texts:
+        if current and (len(current) >= size or chars + len(text) > _MAX_CHARS):
+            chunks.append(current)
+            current, chars = [], 0
+        current.append(text)
+        chars += len(text)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _decode(embedding: Any) -> list[float]:
+    if isinstance(embedding, str):
+        values = array.array("f")
+        values.frombytes(base64.b64decode(embedding))
+        return values.tolist()
+    return [float(x) for x in embedding]

@@ -15,13 +15,20 @@ from langchain_core.language_models import BaseChatModel
 from batch_llm import CodecEntry, codec_entries, find_codec, register_codec
 
 from ._anthropic import AnthropicChatCodec
-from ._codec import ChatCodec
-from ._gemini import GeminiChatCodec
-from ._openai import OpenAIChatCodec
+from ._codec import ChatCodec, EmbeddingsCodec, EmbeddingsSettings
+from ._gemini import GeminiChatCodec, GeminiEmbeddingsCodec
+from ._openai import OpenAIChatCodec, OpenAIEmbeddingsCodec
 
-__all__ = ["build_inner_model", "codec_for", "split_model_id"]
+__all__ = [
+    "build_embeddings_codec",
+    "build_inner_model",
+    "codec_for",
+    "embeddings_codec_for",
+    "split_model_id",
+]
 
 CHAT = ChatCodec.kind
+EMBEDDINGS = EmbeddingsCodec.kind
 
 # OpenAI-compatible models (BaseChatOpenAI subclasses) speak OpenAI's batch API too. Registered
 # before ChatOpenAI, which "openai" then names: the latest registration wins a provider name.
@@ -50,6 +57,21 @@ register_codec(
     package="langchain-google-genai",
     aliases=("gemini",),
 )
+register_codec(
+    EMBEDDINGS,
+    "openai",
+    "langchain_openai:OpenAIEmbeddings",
+    OpenAIEmbeddingsCodec,
+    package="langchain-openai",
+)
+register_codec(
+    EMBEDDINGS,
+    "google_genai",
+    "langchain_google_genai:GoogleGenerativeAIEmbeddings",
+    GeminiEmbeddingsCodec,
+    package="langchain-google-genai",
+    aliases=("gemini",),
+)
 
 
 def split_model_id(model: str, provider: str | None, kind: str = CHAT) -> tuple[str, str]:
@@ -66,7 +88,7 @@ def split_model_id(model: str, provider: str | None, kind: str = CHAT) -> tuple[
     )
 
 
-def provider_entry(kind: str, provider: str, wrapper: str) -> CodecEntry:
+def _provider_entry(kind: str, provider: str, wrapper: str) -> CodecEntry:
     """The codec registered for ``provider``; ``wrapper`` names who asks, for the error."""
     entry = find_codec(kind, provider=provider)
     if entry is None:
@@ -79,22 +101,47 @@ def provider_entry(kind: str, provider: str, wrapper: str) -> CodecEntry:
 
 def build_inner_model(provider: str, **params: Any) -> BaseChatModel:
     """The provider's own LangChain chat model, built from standard params."""
-    cls = provider_entry(CHAT, provider, "BatchChatModel").model_class()
+    cls = _provider_entry(CHAT, provider, "BatchChatModel").model_class()
     model: BaseChatModel = cls(**params)
     return model
 
 
 def codec_for(inner: BaseChatModel) -> ChatCodec:
     """The codec that reads and writes for ``inner``'s provider."""
-    entry = find_codec(CHAT, model=inner)
+    entry = _model_entry(CHAT, inner, "BatchChatModel")
+    codec: ChatCodec = _codec_class(entry, ChatCodec)(inner)
+    return codec
+
+
+def build_embeddings_codec(provider: str, settings: EmbeddingsSettings) -> EmbeddingsCodec:
+    """The embeddings codec for ``provider``, built from ``BatchEmbeddings``' settings."""
+    entry = _provider_entry(EMBEDDINGS, provider, "BatchEmbeddings")
+    codec: EmbeddingsCodec = _codec_class(entry, EmbeddingsCodec).build(settings)
+    return codec
+
+
+def embeddings_codec_for(embeddings: Any, settings: EmbeddingsSettings) -> EmbeddingsCodec:
+    """The embeddings codec for the provider's own embeddings model ``embeddings``."""
+    entry = _model_entry(EMBEDDINGS, embeddings, "BatchEmbeddings")
+    codec: EmbeddingsCodec = _codec_class(entry, EmbeddingsCodec).wrap(embeddings, settings)
+    return codec
+
+
+def _model_entry(kind: str, model: Any, wrapper: str) -> CodecEntry:
+    entry = find_codec(kind, model=model)
     if entry is None:
         raise TypeError(
-            f"BatchChatModel cannot batch {type(inner).__name__}: wrap "
-            f"{_classes(CHAT)}, or build one with model='provider:model'"
+            f"{wrapper} cannot batch {type(model).__name__}: wrap {_classes(kind)}, "
+            "or build one with model='provider:model'"
         )
-    codec = entry.codec(inner)
-    if not isinstance(codec, ChatCodec):
-        raise TypeError(f"{entry.codec.__name__}, registered for {entry.target}, is no ChatCodec")
+    return entry
+
+
+def _codec_class(entry: CodecEntry, base: type[Any]) -> type[Any]:
+    """The entry's codec, checked to be of the shape its kind needs (``base``)."""
+    codec = entry.codec
+    if not issubclass(codec, base):
+        raise TypeError(f"{codec.__name__}, registered for {entry.target}, is no {base.__name__}")
     return codec
 
 
