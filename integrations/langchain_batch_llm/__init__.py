@@ -3,9 +3,19 @@
 from langchain_batch_llm import BatchChatModel
 llm = BatchChatModel(model="openai:gpt-4o-mini", temperature=0)
 answers = (prompt | llm | parser).batch(questions)   # one provider batch
+
+A provider of your own is a codec registered with ``batch_llm.register_codec`` under
+``ChatCodec.kind`` or ``EmbeddingsCodec.kind``.
 """
 
 from ._chat import BatchChatModel
+from ._codec import ChatCodec, EmbeddingsCodec, EmbeddingsSettings
 from ._embeddings import BatchEmbeddings
 
-__all__ = ["BatchChatModel", "BatchEmbeddings"]
+__all__ = [
+    "BatchChatModel",
+    "BatchEmbeddings",
+    "ChatCodec",
+    "EmbeddingsCodec",
+    "EmbeddingsSettings",
+]
