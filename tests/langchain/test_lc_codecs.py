@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Self
 
 import pytest
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -64,13 +63,7 @@ class EchoChat(BaseChatModel):
     def _llm_type(self) -> str:
         return "echo"
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
         raise AssertionError("a batched call must not run the realtime one")
 
 
