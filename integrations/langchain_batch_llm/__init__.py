@@ -6,11 +6,26 @@ answers = (prompt | llm | parser).batch(questions)   # one provider batch
 
 For fan-outs LangChain runs itself (RunnableParallel, LangGraph, agents), run them with
 ``langchain_batch_llm.batch(runnable, inputs)``: one batch per round of model calls.
+
+A provider of your own is a codec registered with ``batch_llm.register_codec`` under
+``ChatCodec.kind`` or ``EmbeddingsCodec.kind``.
 """
 
 from ._chat import BatchChatModel
+from ._codec import ChatCodec, EmbeddingsCodec, EmbeddingsSettings
 from ._embeddings import BatchEmbeddings
 from ._rounds import abatch, asweep, batch, sweep
 from ._slot import ModelSlot
 
-__all__ = ["BatchChatModel", "BatchEmbeddings", "ModelSlot", "abatch", "asweep", "batch", "sweep"]
+__all__ = [
+    "BatchChatModel",
+    "BatchEmbeddings",
+    "ChatCodec",
+    "EmbeddingsCodec",
+    "EmbeddingsSettings",
+    "ModelSlot",
+    "abatch",
+    "asweep",
+    "batch",
+    "sweep",
+]

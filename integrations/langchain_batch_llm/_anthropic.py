@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from batch_llm import InvalidRequestError, Provider, resolve_provider
+from batch_llm import BatchRequest, InvalidRequestError, Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, check_sdk_call, register_class
+from ._codec import ChatCodec, check_sdk_call
 
 if TYPE_CHECKING:
     from langchain_anthropic import ChatAnthropic
@@ -50,7 +50,7 @@ class AnthropicChatCodec(ChatCodec):
 
     def request(
         self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
-    ) -> ChatRequest:
+    ) -> BatchRequest:
         payload = self.inner._get_request_payload(messages, stop=stop, **kwargs)
         check_sdk_call(_messages_create(), payload)
         if "betas" in payload:
@@ -63,9 +63,9 @@ class AnthropicChatCodec(ChatCodec):
         extra_body = payload.pop("extra_body", None)
         if extra_body:
             payload.update(extra_body)
-        return ChatRequest(MESSAGES, payload)
+        return BatchRequest(MESSAGES, payload)
 
-    def result(self, body: Any, request: ChatRequest) -> ChatResult:
+    def result(self, body: Any, request: BatchRequest) -> ChatResult:
         from anthropic.types import Message
 
         message: Any
@@ -92,13 +92,3 @@ class AnthropicChatCodec(ChatCodec):
         except BaseException as mapped:  # the handlers re-raise what realtime raises
             return mapped
         return exc
-
-
-register_class(
-    "anthropic",
-    "Anthropic",
-    "langchain_anthropic",
-    "ChatAnthropic",
-    "langchain-anthropic",
-    AnthropicChatCodec,
-)

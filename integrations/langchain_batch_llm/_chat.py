@@ -36,9 +36,10 @@ from batch_llm import BatchLLMWarning, Scheduler
 from batch_llm._rounds import current_holder
 from batch_llm._waves import pool_wave
 
-from ._codec import ChatCodec, build_inner_model, codec_for, split_model_id
+from ._codec import ChatCodec
 from ._configurable import BatchConfigurableAlternatives, BatchConfigurableFields
 from ._fanout import FanOut, Prefetched, messages_of, off_loop, prefetched
+from ._registry import build_inner_model, codec_for, split_model_id
 from ._runnables import rebind
 
 __all__ = ["BatchChatModel"]

@@ -1,54 +1,59 @@
 """Codecs: how one provider's LangChain integration builds requests and reads answers.
 
-A batched call must be indistinguishable from a realtime one, so a codec never builds a request
-body or a message itself when the provider's own LangChain integration can: it asks the wrapped
-model (``ChatOpenAI``, ``ChatAnthropic``, ...) for the exact payload its realtime call would
-send, applies what that call's SDK would do to it on the way out, and hands the batch's answer
-to the same parser the realtime call uses.
+A batched call must be indistinguishable from a realtime one, so a chat codec never builds a
+request body or a message itself when the provider's own LangChain integration can: it asks the
+wrapped model (``ChatOpenAI``, ``ChatAnthropic``, ...) for the exact payload its realtime call
+would send, applies what that call's SDK would do to it on the way out, and hands the batch's
+answer to the same parser the realtime call uses. An embeddings codec writes the body itself:
+the providers' embeddings classes build theirs only inside their network calls, and the body is
+a model, a list of texts and a few documented options.
+
+Codecs are registered with batch-llm's one registry, under the kind of model they serve::
+
+    batch_llm.register_codec(ChatCodec.kind, "mine", "my_package:MyChat", MyChatCodec,
+                             package="my-package")
+
+after which ``BatchChatModel(MyChat(...))`` and ``BatchChatModel(model="mine:name")`` batch
+through ``MyChatCodec``. This module is only the two shapes; the built-in codecs live in one
+module per provider, and are registered in ``_registry``.
 """
 
 from __future__ import annotations
 
 import abc
 import functools
-import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from batch_llm import Provider
+from batch_llm import BatchRequest, Provider
 
 __all__ = [
     "ChatCodec",
-    "ChatRequest",
-    "build_inner_model",
+    "EmbeddingsCodec",
+    "EmbeddingsSettings",
     "check_sdk_call",
-    "codec_for",
-    "split_model_id",
 ]
-
-
-@dataclass(slots=True)
-class ChatRequest:
-    """One request, built: where it goes, its body, and what reading its answer needs."""
-
-    endpoint: str
-    body: dict[str, Any]
-    context: dict[str, Any] = field(default_factory=dict)
 
 
 class ChatCodec(abc.ABC):
     """Builds batch requests and reads batch answers for one wrapped chat model.
 
+    Register a subclass with ``batch_llm.register_codec(ChatCodec.kind, provider,
+    "module:ChatClass", codec, package=...)``; ``BatchChatModel`` then builds it with the
+    wrapped model for every instance of ``ChatClass`` (the most specific registered class wins).
+
     Args:
         inner: the provider's own LangChain chat model, configured as the user configured it.
     """
 
+    #: The registry kind chat codecs are registered under.
+    kind: ClassVar[str] = "langchain.chat"
     #: The ``ls_provider`` LangChain reports for this provider.
     provider_name: str = ""
 
@@ -63,16 +68,89 @@ class ChatCodec(abc.ABC):
     @abc.abstractmethod
     def request(
         self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
-    ) -> ChatRequest:
+    ) -> BatchRequest:
         """The request the realtime call would send for these messages."""
 
     @abc.abstractmethod
-    def result(self, body: Any, request: ChatRequest) -> ChatResult:
+    def result(self, body: Any, request: BatchRequest) -> ChatResult:
         """The ``ChatResult`` the realtime call would return for this answer body."""
 
     def error(self, exc: BaseException) -> BaseException:
         """The exception the realtime call raises where its SDK raised ``exc``."""
         return exc
+
+
+@dataclass(slots=True)
+class EmbeddingsSettings:
+    """What an embeddings model is asked to do, as ``BatchEmbeddings``' fields say it: what a
+    codec is built from, and (once it wraps a provider's model) what it reports back.
+
+    Attributes:
+        model: the model name, without its ``provider:`` prefix.
+        dimensions: the vectors' size, where the model can shorten them.
+        task_type: what the vectors are for (Gemini's ``task_type``).
+        chunk_size: texts per request, at most (within the provider's own limit).
+        model_kwargs: extra request-body parameters.
+        api_key, base_url, organization: credentials and server, when not a wrapped model's.
+    """
+
+    model: str
+    dimensions: int | None = None
+    task_type: str | None = None
+    chunk_size: int = 2048
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    api_key: str | None = None
+    base_url: str | None = None
+    organization: str | None = None
+
+
+class EmbeddingsCodec(abc.ABC):
+    """Builds the batch requests that embed texts, and reads vectors from their answers.
+
+    Register a subclass with ``batch_llm.register_codec(EmbeddingsCodec.kind, provider,
+    "module:EmbeddingsClass", codec, package=...)``: ``BatchEmbeddings(EmbeddingsClass(...))``
+    then calls ``codec.wrap``, and ``BatchEmbeddings(model="provider:name")`` calls
+    ``codec.build``.
+
+    Args:
+        settings: what the codec embeds with (its model, dimensions, per-request size...).
+        adapter: the batch-llm provider adapter requests go through.
+    """
+
+    #: The registry kind embeddings codecs are registered under.
+    kind: ClassVar[str] = "langchain.embeddings"
+    #: The provider name ``BatchEmbeddings.provider`` reports.
+    provider_name: ClassVar[str] = ""
+    #: Where every request goes.
+    endpoint: ClassVar[str] = ""
+
+    def __init__(self, settings: EmbeddingsSettings, adapter: Provider) -> None:
+        self.settings = settings
+        self.adapter = adapter
+
+    @classmethod
+    @abc.abstractmethod
+    def build(cls, settings: EmbeddingsSettings) -> Self:
+        """The codec for ``BatchEmbeddings``' own settings; it needs no provider package."""
+
+    @classmethod
+    @abc.abstractmethod
+    def wrap(cls, embeddings: Any, settings: EmbeddingsSettings) -> Self:
+        """The codec for the provider's own embeddings model: its model, options and
+        credentials, over ``settings`` (``BatchEmbeddings``' own) where it has none."""
+
+    @abc.abstractmethod
+    def bodies(self, texts: Sequence[str], *, query: bool) -> list[dict[str, Any]]:
+        """The request bodies that embed ``texts``, in order, each within the provider's
+        per-request limits; ``query`` when the texts are search queries, not documents."""
+
+    @abc.abstractmethod
+    def vectors(self, body: dict[str, Any]) -> list[list[float]]:
+        """The vectors of one answer body, in input order, as the realtime call reads them."""
+
+    def size(self, body: dict[str, Any]) -> int:
+        """How many texts one request body embeds (one, unless the provider takes lists)."""
+        return 1
 
 
 def check_sdk_call(method: Callable[..., Any], payload: Mapping[str, Any]) -> None:
@@ -95,94 +173,3 @@ def _keywords(method: Callable[..., Any]) -> frozenset[str] | None:
         return None
     by_name = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return frozenset(p.name for p in parameters if p.kind in by_name)
-
-
-def split_model_id(model: str, provider: str | None) -> tuple[str, str]:
-    """``"openai:gpt-4o"`` -> ``("openai", "gpt-4o")``; an explicit ``provider`` wins."""
-    _load_builtin()
-    if provider:
-        return provider, model
-    prefix, sep, name = model.partition(":")
-    if sep and prefix in _BUILDERS:
-        return prefix, name
-    raise ValueError(
-        f"cannot tell the provider of model {model!r}: write it as 'provider:model' "
-        f"(providers: {', '.join(sorted(_BUILDERS))}) or pass provider=..."
-    )
-
-
-# provider name -> (builds the provider's LangChain model from standard params,
-#                   the codec class for it)
-_BUILDERS: dict[str, Callable[..., BaseChatModel]] = {}
-_CODECS: list[tuple[Callable[[BaseChatModel], bool], type[ChatCodec]]] = []
-
-
-def register(
-    provider: str,
-    build: Callable[..., BaseChatModel],
-    accepts: Callable[[BaseChatModel], bool],
-    codec: type[ChatCodec],
-) -> None:
-    """Teach the wrappers a provider: how to build its model, and which models its codec reads."""
-    _BUILDERS[provider] = build
-    _CODECS.append((accepts, codec))
-
-
-def register_class(
-    provider: str, label: str, module: str, class_name: str, package: str, codec: type[ChatCodec]
-) -> None:
-    """``register`` for a provider whose LangChain model is one class, ``module.class_name``
-    from the ``package`` distribution, imported only when first needed."""
-
-    def load() -> type[BaseChatModel] | None:
-        try:
-            cls: type[BaseChatModel] = getattr(importlib.import_module(module), class_name)
-        except ImportError:
-            return None
-        return cls
-
-    def build(**params: Any) -> BaseChatModel:
-        cls = load()
-        if cls is None:
-            raise ImportError(
-                f"batching {label} models through LangChain builds a {class_name}: "
-                f"pip install {package}"
-            )
-        return cls(**params)
-
-    def accepts(model: BaseChatModel) -> bool:
-        cls = load()
-        return cls is not None and isinstance(model, cls)
-
-    register(provider, build, accepts, codec)
-
-
-def build_inner_model(provider: str, **params: Any) -> BaseChatModel:
-    """The provider's own LangChain chat model, built from standard params."""
-    _load_builtin()
-    try:
-        build = _BUILDERS[provider]
-    except KeyError:
-        raise ValueError(
-            f"unknown provider {provider!r}; batch-llm's LangChain wrapper supports "
-            f"{', '.join(sorted(_BUILDERS))}"
-        ) from None
-    return build(**params)
-
-
-def codec_for(inner: BaseChatModel) -> ChatCodec:
-    """The codec that reads and writes for ``inner``'s provider."""
-    _load_builtin()
-    for accepts, codec in _CODECS:
-        if accepts(inner):
-            return codec(inner)
-    raise TypeError(
-        f"BatchChatModel cannot batch {type(inner).__name__}: wrap ChatOpenAI, ChatAnthropic "
-        "or ChatGoogleGenerativeAI, or build one with model='provider:model'"
-    )
-
-
-def _load_builtin() -> None:
-    # Each module registers itself; the provider packages they need are imported only when a
-    # model of theirs is built or wrapped.
-    from . import _anthropic, _gemini, _openai  # noqa: F401

@@ -14,7 +14,8 @@ fan-out here runs in three phases:
    callbacks), except that ``_generate`` finds its answer already fetched.
 
 Phases 1 and 3 mirror what ``BaseChatModel.generate`` does per call; the private helpers it uses
-are imported from ``langchain_core`` rather than copied.
+are imported from ``langchain_core`` rather than copied. The engine sees its model through
+``FanOutModel``, what it uses of it, so that it does not import the model that imports it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,19 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from langchain_core.callbacks import CallbackManager, CallbackManagerForLLMRun
+from langchain_core.caches import BaseCache
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+    Callbacks,
+)
 from langchain_core.globals import get_llm_cache
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models._utils import _normalize_messages
+from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.chat_models import (  # type: ignore[attr-defined]
     _filter_invocation_params_for_tracing,
     _format_for_tracing,
@@ -39,27 +48,95 @@ from langchain_core.language_models.chat_models import (  # type: ignore[attr-de
 from langchain_core.load import dumps
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult, LLMResult
+from langchain_core.prompt_values import PromptValue
+from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.utils.utils import LC_ID_PREFIX
 
-from batch_llm import RequestFuture
+from batch_llm import BatchRequest, RequestFuture, Scheduler
 from batch_llm._gc import gc_paused
 
-from ._codec import ChatRequest
+from ._codec import ChatCodec
 
-if TYPE_CHECKING:
-    from ._chat import BatchChatModel
-
-__all__ = ["FanOut", "Prefetched", "messages_of", "off_loop", "prefetched"]
+__all__ = ["FanOut", "FanOutModel", "Prefetched", "messages_of", "off_loop", "prefetched"]
 
 T = TypeVar("T")
+
+
+class FanOutModel(Protocol):
+    """What a fan-out uses of its model (``BatchChatModel`` is one): a LangChain chat model's
+    own machinery, as ``BaseChatModel`` has it, and where its requests go."""
+
+    callbacks: Callbacks
+    verbose: bool
+    tags: list[str] | None
+    metadata: dict[str, Any] | None
+    cache: BaseCache | bool | None
+    rate_limiter: BaseRateLimiter | None
+    output_version: str | None
+
+    @property
+    def codec(self) -> ChatCodec: ...
+
+    @property
+    def scheduler(self) -> Scheduler: ...
+
+    @property
+    def batch_metadata(self) -> dict[str, str] | None: ...
+
+    @property
+    def _serialized(self) -> dict[str, Any]: ...
+
+    def _convert_input(self, model_input: LanguageModelInput) -> PromptValue: ...
+
+    def _get_invocation_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]: ...
+
+    def _get_ls_params_with_defaults(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> LangSmithParams: ...
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str: ...
+
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> bool: ...
+
+    def _should_use_protocol_streaming(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> bool: ...
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult: ...
+
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult: ...
 
 
 @dataclass(slots=True)
 class Prefetched:
     """An input's answer, submitted ahead of ``_generate``: its future, or why it has none."""
 
-    request: ChatRequest | None = None
+    request: BatchRequest | None = None
     future: RequestFuture | None = None
     error: BaseException | None = None
 
@@ -108,7 +185,7 @@ class FanOut:
 
     def __init__(
         self,
-        model: BatchChatModel,
+        model: FanOutModel,
         inputs: Sequence[Any],
         configs: Sequence[RunnableConfig],
         /,
@@ -307,7 +384,7 @@ class FanOut:
 _DONE = Prefetched()
 
 
-def _no_streaming(model: BatchChatModel, run: Any, kwargs: dict[str, Any]) -> bool:
+def _no_streaming(model: FanOutModel, run: Any, kwargs: dict[str, Any]) -> bool:
     """True when ``_generate_with_cache`` would take neither streaming branch for this run, so
     that (with no cache and no rate limiter) it would only call ``_generate`` and decorate."""
     return not model._should_use_protocol_streaming(
@@ -316,7 +393,7 @@ def _no_streaming(model: BatchChatModel, run: Any, kwargs: dict[str, Any]) -> bo
 
 
 def _generate_plain(
-    model: BatchChatModel, item: _Input, stop: list[str] | None, kwargs: dict[str, Any]
+    model: FanOutModel, item: _Input, stop: list[str] | None, kwargs: dict[str, Any]
 ) -> ChatResult:
     """``_generate_with_cache`` on its plain path, step for step, minus its per-call
     ``inspect.signature`` of ``_generate`` (a third of the cost of finishing a fan-out)."""
@@ -335,7 +412,7 @@ def _generate_plain(
     return result
 
 
-def _llm_cache(model: BatchChatModel) -> Any:
+def _llm_cache(model: FanOutModel) -> Any:
     if model.cache is False:
         return None
     cache = model.cache if model.cache not in (None, True) else get_llm_cache()

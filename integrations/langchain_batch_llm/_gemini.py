@@ -1,23 +1,29 @@
 """Gemini through ``langchain-google-genai``: ``ChatGoogleGenerativeAI`` builds the request
 (``_prepare_request``, the arguments of ``client.models.generate_content``) and reads the answer
-(``_response_to_result``), with the SDK's own response conversion in between, as realtime."""
+(``_response_to_result``), with the SDK's own response conversion in between, as realtime.
+
+``GoogleGenerativeAIEmbeddings`` embeds one text per request in a batch (a batch line embeds
+one content), with the task type it uses: documents for retrieval, or a query."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Self
 
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
+from pydantic import SecretStr
 
-from batch_llm import Provider, resolve_provider
+from batch_llm import BatchRequest, Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, register_class
+from ._codec import ChatCodec, EmbeddingsCodec, EmbeddingsSettings
 
 if TYPE_CHECKING:
     from langchain_google_genai import ChatGoogleGenerativeAI
 
-__all__ = ["GeminiChatCodec"]
+__all__ = ["GeminiChatCodec", "GeminiEmbeddingsCodec"]
 
 GENERATE = "generateContent"
 # What generate_content keeps from the request to parse the answer with.
@@ -54,16 +60,16 @@ class GeminiChatCodec(ChatCodec):
 
     def request(
         self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
-    ) -> ChatRequest:
+    ) -> BatchRequest:
         inner = self.inner
         # As _generate does: a per-call cached_content, else the model's own.
         kwargs["cached_content"] = kwargs.get("cached_content") or inner.cached_content
         request = inner._prepare_request(messages, stop=stop, **kwargs)
         config = request.get("config")
         context = {"config": {name: _config_value(config, name) for name in _PARSE_CONFIG}}
-        return ChatRequest(GENERATE, request, context)
+        return BatchRequest(GENERATE, request, context)
 
-    def result(self, body: Any, request: ChatRequest) -> ChatResult:
+    def result(self, body: Any, request: BatchRequest) -> ChatResult:
         from google.genai import models, types
         from langchain_google_genai.chat_models import _response_to_result
 
@@ -90,12 +96,45 @@ class GeminiChatCodec(ChatCodec):
         return exc
 
 
-for _name in ("google_genai", "gemini"):
-    register_class(
-        _name,
-        "Gemini",
-        "langchain_google_genai",
-        "ChatGoogleGenerativeAI",
-        "langchain-google-genai",
-        GeminiChatCodec,
-    )
+class GeminiEmbeddingsCodec(EmbeddingsCodec):
+    """Codec for ``GoogleGenerativeAIEmbeddings``: one text per request."""
+
+    provider_name = "google_genai"
+    endpoint = "embedContent"
+
+    @classmethod
+    def build(cls, settings: EmbeddingsSettings) -> Self:
+        adapter = resolve_provider("gemini", api_key=settings.api_key, base_url=settings.base_url)
+        return cls(settings, adapter)
+
+    @classmethod
+    def wrap(cls, embeddings: Any, settings: EmbeddingsSettings) -> Self:
+        settings = dataclasses.replace(
+            settings,
+            model=embeddings.model,
+            dimensions=embeddings.output_dimensionality,
+            task_type=embeddings.task_type,
+        )
+        key = embeddings.google_api_key
+        adapter = resolve_provider(
+            "gemini",
+            api_key=key.get_secret_value() if isinstance(key, SecretStr) else key,
+            base_url=embeddings.base_url,
+        )
+        return cls(settings, adapter)
+
+    def bodies(self, texts: Sequence[str], *, query: bool) -> list[dict[str, Any]]:
+        settings = self.settings
+        task = (
+            settings.task_type or ("RETRIEVAL_QUERY" if query else "RETRIEVAL_DOCUMENT")
+        ).upper()
+        config: dict[str, Any] = {"task_type": task}
+        if settings.dimensions is not None:
+            config["output_dimensionality"] = settings.dimensions
+        return [
+            {"model": settings.model, "contents": [{"parts": [{"text": text}]}], "config": config}
+            for text in texts
+        ]
+
+    def vectors(self, body: dict[str, Any]) -> list[list[float]]:
+        return [[float(x) for x in item["values"]] for item in body["embeddings"]]

@@ -10,42 +10,41 @@ parser the realtime answer would have gone through:
   ``parsed`` on the way back;
 - the Responses API: ``client.responses.create`` / ``.parse`` ->
   ``_construct_lc_result_from_responses_api``.
+
+``OpenAIEmbeddings`` sends ``{"input": [...], "model": ...}`` bodies of many texts each; its
+codec sends the same, as many texts to a request as OpenAI takes.
 """
 
 from __future__ import annotations
 
+import array
+import base64
+import dataclasses
 import functools
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
 
-from batch_llm import Provider, resolve_provider
+from batch_llm import BatchRequest, Provider, resolve_provider
 
-from ._codec import ChatCodec, ChatRequest, check_sdk_call, register
+from ._codec import ChatCodec, EmbeddingsCodec, EmbeddingsSettings, check_sdk_call
 
 if TYPE_CHECKING:
     from langchain_openai.chat_models.base import BaseChatOpenAI
 
-__all__ = ["OpenAIChatCodec", "openai_adapter_for"]
+__all__ = ["OpenAIChatCodec", "OpenAIEmbeddingsCodec"]
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 # Keys ChatOpenAI may leave in a payload that the SDK treats as request options, not body.
 _OPTION_KEYS = ("extra_headers", "extra_query", "timeout")
-
-
-def _import_langchain_openai() -> Any:
-    try:
-        import langchain_openai
-    except ImportError:
-        raise ImportError(
-            "batching OpenAI models through LangChain builds a ChatOpenAI: "
-            "pip install langchain-openai"
-        ) from None
-    return langchain_openai
+# OpenAI takes at most 2,048 inputs and about 300,000 tokens in one embeddings request; the
+# character budget keeps a request under the token cap for any realistic tokenizer ratio.
+_MAX_INPUTS = 2048
+_MAX_CHARS = 600_000
 
 
 def _secret(value: Any) -> str | None:
@@ -60,7 +59,7 @@ def _secret(value: Any) -> str | None:
     )
 
 
-def openai_adapter_for(
+def _adapter_for(
     api_key: Any, base_url: str | None, organization: str | None, headers: Any
 ) -> Provider:
     """The interned OpenAI adapter for these credentials (shared by chat and embeddings)."""
@@ -103,9 +102,9 @@ def _sdk_methods() -> _SDKMethods:
     return _SDKMethods(Completions.create, Completions.parse, Responses.create, Responses.parse)
 
 
-def _chat_request(payload: dict[str, Any]) -> ChatRequest:
+def _chat_request(payload: dict[str, Any]) -> BatchRequest:
     """``chat.completions.create``: the payload is the body."""
-    return ChatRequest(CHAT, payload, {"kind": "chat"})
+    return BatchRequest(CHAT, payload, {"kind": "chat"})
 
 
 class OpenAIChatCodec(ChatCodec):
@@ -114,10 +113,20 @@ class OpenAIChatCodec(ChatCodec):
     provider_name = "openai"
     inner: BaseChatOpenAI
 
+    def __init__(self, inner: BaseChatModel) -> None:
+        from langchain_openai import AzureChatOpenAI
+
+        if isinstance(inner, AzureChatOpenAI):
+            raise TypeError(
+                "BatchChatModel cannot batch AzureChatOpenAI: Azure OpenAI's batch API "
+                "(deployments, api-version) is not supported yet"
+            )
+        super().__init__(inner)
+
     @functools.cached_property
     def adapter(self) -> Provider:
         inner = self.inner
-        return openai_adapter_for(
+        return _adapter_for(
             inner.openai_api_key,
             inner.openai_api_base,
             inner.openai_organization,
@@ -126,11 +135,11 @@ class OpenAIChatCodec(ChatCodec):
 
     def request(
         self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any
-    ) -> ChatRequest:
+    ) -> BatchRequest:
         inner = self.inner
         payload = inner._get_request_payload(messages, stop=stop, **kwargs)
         sdk = _sdk_methods()
-        build: Callable[[dict[str, Any]], ChatRequest]
+        build: Callable[[dict[str, Any]], BatchRequest]
         if "response_format" in payload:
             payload.pop("stream", None)  # as ChatOpenAI does before parse(), which takes none
             method, build = sdk.chat_parse, self._parse_request
@@ -154,7 +163,7 @@ class OpenAIChatCodec(ChatCodec):
         return request
 
     @staticmethod
-    def _parse_request(payload: dict[str, Any]) -> ChatRequest:
+    def _parse_request(payload: dict[str, Any]) -> BatchRequest:
         """``chat.completions.parse``: the SDK converts the schema and always sends
         ``stream: false``."""
         from openai import NOT_GIVEN
@@ -169,10 +178,10 @@ class OpenAIChatCodec(ChatCodec):
         payload["response_format"] = type_to_response_format_param(response_format)
         payload["stream"] = False
         context = {"kind": "parse", "response_format": response_format, "tools": input_tools}
-        return ChatRequest(CHAT, payload, context)
+        return BatchRequest(CHAT, payload, context)
 
     @staticmethod
-    def _responses_request(payload: dict[str, Any], schema: Any) -> ChatRequest:
+    def _responses_request(payload: dict[str, Any], schema: Any) -> BatchRequest:
         """``responses.create`` / ``responses.parse`` (the latter for a pydantic schema)."""
         text_format = payload.pop("text_format", None)
         if text_format is not None:
@@ -187,9 +196,9 @@ class OpenAIChatCodec(ChatCodec):
             "text_format": text_format,
             "tools": payload.get("tools"),
         }
-        return ChatRequest(RESPONSES, payload, context)
+        return BatchRequest(RESPONSES, payload, context)
 
-    def result(self, body: Any, request: ChatRequest) -> ChatResult:
+    def result(self, body: Any, request: BatchRequest) -> ChatResult:
         inner = self.inner
         context = request.context
         kind = context["kind"]
@@ -237,19 +246,88 @@ class OpenAIChatCodec(ChatCodec):
         return exc
 
 
-def _build_chat_openai(**params: Any) -> BaseChatModel:
-    module = _import_langchain_openai()
-    return module.ChatOpenAI(**params)  # type: ignore[no-any-return]
+class OpenAIEmbeddingsCodec(EmbeddingsCodec):
+    """Codec for ``OpenAIEmbeddings``: many texts per request, as it sends them."""
+
+    provider_name = "openai"
+    endpoint = "/v1/embeddings"
+
+    @classmethod
+    def build(cls, settings: EmbeddingsSettings) -> Self:
+        settings = dataclasses.replace(
+            settings, chunk_size=max(1, min(settings.chunk_size, _MAX_INPUTS))
+        )
+        adapter = _adapter_for(settings.api_key, settings.base_url, settings.organization, None)
+        return cls(settings, adapter)
+
+    @classmethod
+    def wrap(cls, embeddings: Any, settings: EmbeddingsSettings) -> Self:
+        from langchain_openai import AzureOpenAIEmbeddings
+
+        if isinstance(embeddings, AzureOpenAIEmbeddings):
+            raise TypeError(
+                "BatchEmbeddings cannot batch AzureOpenAIEmbeddings: Azure OpenAI's batch API "
+                "(deployments, api-version) is not supported yet"
+            )
+        settings = dataclasses.replace(
+            settings,
+            model=embeddings.model,
+            dimensions=embeddings.dimensions,
+            chunk_size=min(int(embeddings.chunk_size), _MAX_INPUTS),
+            model_kwargs=dict(embeddings.model_kwargs or {}),
+        )
+        adapter = _adapter_for(
+            embeddings.openai_api_key,
+            embeddings.openai_api_base,
+            embeddings.openai_organization,
+            embeddings.default_headers,
+        )
+        return cls(settings, adapter)
+
+    def bodies(self, texts: Sequence[str], *, query: bool) -> list[dict[str, Any]]:
+        return [self._body(chunk) for chunk in _chunks(texts, self.settings.chunk_size)]
+
+    def _body(self, inputs: list[str]) -> dict[str, Any]:
+        # base64 is what the openai SDK asks for (and decodes) when the caller does not say,
+        # so the vectors are bit-identical to a realtime call's.
+        settings = self.settings
+        body: dict[str, Any] = {
+            "input": inputs,
+            "model": settings.model,
+            "encoding_format": "base64",
+        }
+        if settings.dimensions is not None:
+            body["dimensions"] = settings.dimensions
+        body.update(settings.model_kwargs)
+        return body
+
+    def vectors(self, body: dict[str, Any]) -> list[list[float]]:
+        data = sorted(body["data"], key=lambda item: item["index"])
+        return [_decode(item["embedding"]) for item in data]
+
+    def size(self, body: dict[str, Any]) -> int:
+        return len(body["input"])
 
 
-def _accepts(model: BaseChatModel) -> bool:
-    try:
-        from langchain_openai import AzureChatOpenAI
-        from langchain_openai.chat_models.base import BaseChatOpenAI
-    except ImportError:
-        return False
-    # Azure's batch API lives elsewhere (deployments, api-version); not batchable here yet.
-    return isinstance(model, BaseChatOpenAI) and not isinstance(model, AzureChatOpenAI)
+def _chunks(texts: Sequence[str], size: int) -> list[list[str]]:
+    """``texts`` in requests of at most ``size`` texts and OpenAI's token budget."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    chars = 0
+    for text in texts:
+        if current and (len(current) >= size or chars + len(text) > _MAX_CHARS):
+            chunks.append(current)
+            current, chars = [], 0
+        current.append(text)
+        chars += len(text)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
-register("openai", _build_chat_openai, _accepts, OpenAIChatCodec)
+def _decode(embedding: Any) -> list[float]:
+    if isinstance(embedding, str):
+        values = array.array("f")
+        values.frombytes(base64.b64decode(embedding))
+        return values.tolist()
+    return [float(x) for x in embedding]
