@@ -44,8 +44,9 @@ class Config:
     """Scheduler settings.
 
     Attributes:
-        window: seconds a queue collects single calls before it is submitted
-            (``BATCH_LLM_WINDOW``). Fan-outs flush explicitly and never wait for it.
+        window: seconds without a new single call after which a queue of them is submitted,
+            at most ten windows after its first (``BATCH_LLM_WINDOW``). Fan-outs flush
+            explicitly and never wait for it.
         poll_interval: the first poll interval in seconds (``BATCH_LLM_POLL_INTERVAL``).
         poll_max: the longest poll interval in seconds (``BATCH_LLM_POLL_MAX``).
         journal: where the journal lives (``BATCH_LLM_JOURNAL``); reserved.

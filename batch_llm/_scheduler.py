@@ -68,8 +68,10 @@ class Scheduler:
     """Turns requests from any thread or event loop into as few provider batches as allowed.
 
     Args:
-        window: seconds a queue waits for more single requests before it is submitted
-            (default ``BATCH_LLM_WINDOW`` or 3). ``submit_many`` and ``flush`` never wait for it.
+        window: seconds without a new single request after which a queue of them is submitted
+            (at most ten windows after its first; default ``BATCH_LLM_WINDOW`` or 3).
+            ``submit_many`` and ``flush`` never wait for it, and a ``Round`` releases its
+            requests as soon as every job waits.
         poll_interval: the first poll interval (default ``BATCH_LLM_POLL_INTERVAL`` or 1 s).
         poll_max: the longest poll interval (default ``BATCH_LLM_POLL_MAX`` or 3600 s).
         poll_policy: a full ``PollPolicy``, instead of the two settings above.
