@@ -30,9 +30,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import batch_llm
-from batch_llm import RequestFuture, Scheduler
-
-from ._shared import BatchRequest
+from batch_llm import BatchRequest, RequestFuture, Scheduler
 
 __all__ = ["Stage", "StagedGather", "gather_in_batches", "submit_and_wait", "wait_submitted"]
 
