@@ -36,7 +36,7 @@ def embed(emu: Emulator, sched: Scheduler) -> BatchEmbedding:
 def test_public_names_class_name_and_serialization(emu: Emulator, sched: Scheduler) -> None:
     import llama_index.embeddings.batch_llm as package
 
-    assert package.__all__ == ["BatchEmbedding"]
+    assert package.__all__ == ["BatchEmbedding", "EmbeddingCodec"]
     embed = BatchEmbedding(model=MODEL, dimensions=256, api_key="sk-x", scheduler=sched)
     assert BatchEmbedding.class_name() == "BatchEmbedding"
     assert embed.model_name == "text-embedding-3-small"

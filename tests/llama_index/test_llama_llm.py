@@ -59,6 +59,8 @@ def test_namespace_package_layout_and_public_names() -> None:
 
     assert package.__all__ == [
         "BatchLLM",
+        "ChatCodec",
+        "StructuredCall",
         "arun_eval_sweep",
         "batch_eval_runner",
         "gather_in_batches",

@@ -5,24 +5,33 @@ own LlamaIndex embedding class, builds the request bodies its realtime calls wou
 to the provider's per-request limits) and reads vectors out of response bodies exactly as the
 provider SDK does.
 
-The codecs themselves live in ``_openai`` and ``_gemini``; this module holds the seam and the
-registry.
+A codec is registered with the core's one registry, under the kind ``"llama_index.embedding"``::
+
+    batch_llm.register_codec("llama_index.embedding", "openai",
+                             "llama_index.embeddings.openai:OpenAIEmbedding",
+                             OpenAIEmbeddingCodec, package="llama-index-embeddings-openai")
+
+and ``BatchEmbedding`` finds it by the wrapped class or by the provider in
+``"provider:model"``. This module holds the base class and that lookup; it imports no codec
+(the built-in ones register in ``_builtin``).
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.llms.batch_llm._shared import BatchRequest
+from llama_index.llms.batch_llm.shared import require_codec
 
 import batch_llm
+from batch_llm import BatchRequest
 
-__all__ = ["EmbeddingCodec", "codec_for_embedding", "codec_for_model"]
+__all__ = ["KIND", "EmbeddingCodec", "codec_for_embedding", "codec_for_model"]
+
+#: The registry kind of LlamaIndex embedding codecs.
+KIND = "llama_index.embedding"
 
 
 class EmbeddingCodec(abc.ABC):
@@ -30,6 +39,19 @@ class EmbeddingCodec(abc.ABC):
 
     ``embedding`` is an instance of the integration's class. Its network methods are used only
     for realtime query embeddings, when asked for; everything else goes through batches.
+
+    Required, for every provider:
+
+    - ``provider_name``: the name before the colon in ``"provider:model"``;
+    - ``build``: the integration's class for a model name and ``BatchEmbedding``'s parameters;
+    - ``fields``: ``BatchEmbedding``'s field values as the wrapped embedding has them;
+    - ``provider``: the batch adapter for the wrapped embedding's credentials and server;
+    - ``requests`` and ``vectors``: the two halves of a realtime embedding call.
+
+    Optional hooks, with defaults:
+
+    - ``wrap``: refuse variants of the class the codec cannot batch (default: accept);
+    - ``inputs``: how many texts a request embeds (default: the length of its ``input``).
     """
 
     provider_name: ClassVar[str]
@@ -37,15 +59,16 @@ class EmbeddingCodec(abc.ABC):
     def __init__(self, embedding: BaseEmbedding) -> None:
         self.embedding = embedding
 
-    @classmethod
-    @abc.abstractmethod
-    def build(cls, model: str, params: dict[str, Any]) -> EmbeddingCodec:
-        """Build the integration's embedding class for ``model`` from our parameters."""
+    # -- required -------------------------------------------------------------------------------
 
     @classmethod
-    def wrap(cls, embedding: BaseEmbedding) -> EmbeddingCodec:
-        """Wrap an existing instance; refuse variants the codec cannot batch."""
-        return cls(embedding)
+    @abc.abstractmethod
+    def build(
+        cls, embedding_class: type[BaseEmbedding], model: str, params: dict[str, Any]
+    ) -> EmbeddingCodec:
+        """Build ``embedding_class`` (the registered class, imported) for ``model`` from
+        ``BatchEmbedding``'s parameters (``dimensions``, ``additional_kwargs``, ``api_key``,
+        ``api_base``; None where not given)."""
 
     @abc.abstractmethod
     def fields(self) -> dict[str, Any]:
@@ -65,6 +88,13 @@ class EmbeddingCodec(abc.ABC):
     def vectors(self, body: dict[str, Any]) -> list[Embedding]:
         """The vectors of one response body, in input order, as the provider SDK reads them."""
 
+    # -- optional hooks -------------------------------------------------------------------------
+
+    @classmethod
+    def wrap(cls, embedding: BaseEmbedding) -> EmbeddingCodec:
+        """Wrap an existing instance; refuse variants the codec cannot batch."""
+        return cls(embedding)
+
     @staticmethod
     def inputs(request: BatchRequest) -> int:
         """How many texts ``request`` embeds."""
@@ -72,70 +102,15 @@ class EmbeddingCodec(abc.ABC):
         return len(value) if isinstance(value, list) else 1
 
 
-def _openai() -> type[EmbeddingCodec]:
-    from ._openai import OpenAIEmbeddingCodec
-
-    return OpenAIEmbeddingCodec
-
-
-def _gemini() -> type[EmbeddingCodec]:
-    from ._gemini import GeminiEmbeddingCodec
-
-    return GeminiEmbeddingCodec
-
-
-@dataclass(frozen=True, slots=True)
-class _Integration:
-    """A provider's LlamaIndex embedding class and the codec that batches it."""
-
-    provider: str
-    module: str
-    class_name: str
-    codec: Callable[[], type[EmbeddingCodec]]
-    aliases: tuple[str, ...] = ()
-
-    def load(self) -> type[BaseEmbedding] | None:
-        try:
-            module = importlib.import_module(self.module)
-        except ImportError:
-            return None
-        cls: type[BaseEmbedding] | None = getattr(module, self.class_name, None)
-        return cls
-
-
-_INTEGRATIONS = (
-    _Integration("openai", "llama_index.embeddings.openai", "OpenAIEmbedding", _openai),
-    _Integration(
-        "google_genai",
-        "llama_index.embeddings.google_genai",
-        "GoogleGenAIEmbedding",
-        _gemini,
-        ("gemini",),
-    ),
-)
-
-
-def _supported() -> str:
-    return ", ".join(
-        i.provider + (f" (or {', '.join(i.aliases)})" if i.aliases else "") for i in _INTEGRATIONS
-    )
-
-
 def codec_for_model(provider: str, model: str, params: dict[str, Any]) -> EmbeddingCodec:
     """The codec for ``provider:model``, building the provider's embedding class."""
-    for integration in _INTEGRATIONS:
-        if provider == integration.provider or provider in integration.aliases:
-            return integration.codec().build(model, params)
-    raise ValueError(
-        f"unknown provider {provider!r} in BatchEmbedding model; supported: {_supported()}"
-    )
+    entry = require_codec(KIND, provider=provider, wrapper="BatchEmbedding")
+    codec: EmbeddingCodec = entry.codec.build(entry.model_class(), model, params)
+    return codec
 
 
 def codec_for_embedding(embedding: object) -> EmbeddingCodec:
-    """The codec for an instance of a provider's LlamaIndex embedding class."""
-    for integration in _INTEGRATIONS:
-        cls = integration.load()
-        if cls is not None and isinstance(embedding, cls):
-            return integration.codec().wrap(embedding)
-    classes = ", ".join(f"{i.module}.{i.class_name}" for i in _INTEGRATIONS)
-    raise TypeError(f"BatchEmbedding cannot wrap {type(embedding).__name__}; it wraps {classes}")
+    """The codec for an instance of a registered LlamaIndex embedding class."""
+    entry = require_codec(KIND, embedding, wrapper="BatchEmbedding")
+    codec: EmbeddingCodec = entry.codec.wrap(embedding)
+    return codec

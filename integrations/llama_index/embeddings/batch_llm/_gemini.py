@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.llms.batch_llm._gemini import gemini_base_url
-from llama_index.llms.batch_llm._shared import BatchRequest, missing_integration
+from llama_index.llms.batch_llm.shared import gemini_base_url
 
 import batch_llm
+from batch_llm import BatchRequest
 
 from ._codecs import EmbeddingCodec
 
@@ -30,13 +30,9 @@ class GeminiEmbeddingCodec(EmbeddingCodec):
     provider_name = "google_genai"
 
     @classmethod
-    def build(cls, model: str, params: dict[str, Any]) -> GeminiEmbeddingCodec:
-        try:
-            from llama_index.embeddings.google_genai import GoogleGenAIEmbedding
-        except ImportError:
-            raise missing_integration(
-                "llama-index-embeddings-google-genai", "llama_index.embeddings.google_genai"
-            ) from None
+    def build(
+        cls, embedding_class: type[BaseEmbedding], model: str, params: dict[str, Any]
+    ) -> GeminiEmbeddingCodec:
         config = dict(params.get("additional_kwargs") or {})
         if params.get("dimensions") is not None:
             config[_DIMENSIONS] = params["dimensions"]
@@ -45,7 +41,7 @@ class GeminiEmbeddingCodec(EmbeddingCodec):
             kwargs["api_key"] = params["api_key"]
         if params.get("api_base"):
             kwargs["http_options"] = {"base_url": params["api_base"]}
-        return cls(GoogleGenAIEmbedding(**kwargs))
+        return cls(embedding_class(**kwargs))
 
     @classmethod
     def wrap(cls, embedding: BaseEmbedding) -> GeminiEmbeddingCodec:

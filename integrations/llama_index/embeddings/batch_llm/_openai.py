@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.llms.batch_llm._shared import (
-    BatchRequest,
+from llama_index.llms.batch_llm.shared import (
     capture_openai_request,
-    missing_integration,
     openai_batch_base_url,
     openai_inner_base_url,
 )
 
 import batch_llm
+from batch_llm import BatchRequest
 
 from ._codecs import EmbeddingCodec
 
@@ -34,13 +33,12 @@ class OpenAIEmbeddingCodec(EmbeddingCodec):
     max_tokens = 300_000
 
     @classmethod
-    def build(cls, model: str, params: dict[str, Any]) -> OpenAIEmbeddingCodec:
-        try:
-            from llama_index.embeddings.openai import OpenAIEmbedding, OpenAIEmbeddingModelType
-        except ImportError:
-            raise missing_integration(
-                "llama-index-embeddings-openai", "llama_index.embeddings.openai"
-            ) from None
+    def build(
+        cls, embedding_class: type[BaseEmbedding], model: str, params: dict[str, Any]
+    ) -> OpenAIEmbeddingCodec:
+        # Imported already: it is where the registered class lives.
+        from llama_index.embeddings.openai import OpenAIEmbeddingModelType
+
         kwargs = {k: v for k, v in params.items() if v is not None}
         kwargs["api_base"] = openai_inner_base_url(params.get("api_base"))
         try:
@@ -51,7 +49,7 @@ class OpenAIEmbeddingCodec(EmbeddingCodec):
             kwargs["model_name"] = model
         else:
             kwargs["model"] = model
-        return cls(OpenAIEmbedding(**kwargs))
+        return cls(embedding_class(**kwargs))
 
     @classmethod
     def wrap(cls, embedding: BaseEmbedding) -> OpenAIEmbeddingCodec:

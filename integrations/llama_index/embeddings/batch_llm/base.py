@@ -15,8 +15,8 @@ from llama_index.core.instrumentation.events.embedding import (
     EmbeddingStartEvent,
 )
 from llama_index.core.schema import BaseComponent
-from llama_index.llms.batch_llm._shared import pickle_state, resolve_settings
 from llama_index.llms.batch_llm._staging import submit_and_wait, wait_submitted
+from llama_index.llms.batch_llm.shared import pickle_state, resolve_settings
 from llama_index_instrumentation import get_dispatcher
 
 import batch_llm
@@ -24,6 +24,7 @@ from batch_llm import RequestFuture, Scheduler
 from batch_llm._gc import gc_paused
 from batch_llm._waiting import raise_first_failure
 
+from . import _builtin  # noqa: F401  (registers the codecs BatchEmbedding finds by name or class)
 from ._codecs import EmbeddingCodec, codec_for_embedding, codec_for_model
 
 __all__ = ["BatchEmbedding"]
@@ -57,8 +58,9 @@ class BatchEmbedding(BaseEmbedding):
     realtime. Single texts and queries wait for company through the scheduler's window.
 
     Args:
-        embedding: a provider embedding class to wrap: ``OpenAIEmbedding(...)`` or
-            ``GoogleGenAIEmbedding(...)``.
+        embedding: a provider embedding class to wrap: ``OpenAIEmbedding(...)``,
+            ``GoogleGenAIEmbedding(...)``, or any class an ``EmbeddingCodec`` is registered
+            for under ``"llama_index.embedding"`` (see ``batch_llm.register_codec``).
         model: ``"provider:model"``, such as ``"openai:text-embedding-3-small"`` or
             ``"google_genai:gemini-embedding-001"`` (``gemini:`` works too).
         dimensions, additional_kwargs, api_key, api_base: passed to the provider class built

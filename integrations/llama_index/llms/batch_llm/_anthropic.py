@@ -42,9 +42,9 @@ from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel
 
 import batch_llm
+from batch_llm import BatchRequest
 
 from ._codecs import ChatCodec, StructuredCall
-from ._shared import BatchRequest, missing_integration
 
 if TYPE_CHECKING:
     import anthropic
@@ -67,13 +67,9 @@ class AnthropicChatCodec(ChatCodec):
     provider_name = "anthropic"
 
     @classmethod
-    def build(cls, model: str, params: dict[str, Any]) -> AnthropicChatCodec:
-        try:
-            from llama_index.llms.anthropic import Anthropic
-        except ImportError:
-            raise missing_integration(
-                "llama-index-llms-anthropic", "llama_index.llms.anthropic"
-            ) from None
+    def build(
+        cls, llm_class: type[FunctionCallingLLM], model: str, params: dict[str, Any]
+    ) -> AnthropicChatCodec:
         names = {
             "temperature": "temperature",
             "max_tokens": "max_tokens",
@@ -82,7 +78,7 @@ class AnthropicChatCodec(ChatCodec):
             "api_base": "base_url",
         }
         kwargs = {ours: params[k] for k, ours in names.items() if params.get(k) is not None}
-        return cls(Anthropic(model=model, **kwargs))
+        return cls(llm_class(model=model, **kwargs))
 
     @classmethod
     def wrap(cls, llm: FunctionCallingLLM) -> AnthropicChatCodec:

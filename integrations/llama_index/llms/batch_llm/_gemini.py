@@ -19,38 +19,33 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, LLMMetadata
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel
 
 import batch_llm
+from batch_llm import BatchRequest
 
 from ._codecs import ChatCodec, StructuredCall
-from ._shared import BatchRequest, missing_integration, run_sync
+from .shared import gemini_base_url, run_sync
 
 if TYPE_CHECKING:
     from google.genai import types
 
-__all__ = ["GeminiChatCodec", "gemini_base_url", "sdk_response"]
+__all__ = ["GeminiChatCodec", "sdk_response"]
 
 GENERATE = "generateContent"
-# Where google-genai sends requests unless told otherwise.
-_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com"
 # What generate_content keeps from the request to parse the answer with.
 _PARSE_CONFIG = ("response_schema", "response_json_schema", "include_all_fields")
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
+def _context(config: Any, files: Sequence[str]) -> dict[str, Any]:
     """What a Gemini request keeps for its answer: the config to parse it with, and the files
     uploaded for it (deleted once it is answered, as the realtime call does)."""
-
-    config: Any
-    files: tuple[str, ...] = ()
+    return {"config": config, "files": tuple(files)}
 
 
 class _Recorder:
@@ -87,26 +82,15 @@ def sdk_response(body: dict[str, Any], config: Any) -> types.GenerateContentResp
     return types.GenerateContentResponse._from_response(response=converted, kwargs=kwargs)
 
 
-def gemini_base_url(client: Any) -> str | None:
-    """The server a google-genai client talks to; None for Google's own (then the adapter,
-    like the SDK, honours ``GOOGLE_GEMINI_BASE_URL``)."""
-    base_url = str(client._api_client._http_options.base_url or "").rstrip("/")
-    return None if not base_url or base_url == _GOOGLE_BASE_URL else base_url
-
-
 class GeminiChatCodec(ChatCodec):
     """``llama_index.llms.google_genai.GoogleGenAI`` on the Gemini Developer API."""
 
     provider_name = "google_genai"
 
     @classmethod
-    def build(cls, model: str, params: dict[str, Any]) -> GeminiChatCodec:
-        try:
-            from llama_index.llms.google_genai import GoogleGenAI
-        except ImportError:
-            raise missing_integration(
-                "llama-index-llms-google-genai", "llama_index.llms.google_genai"
-            ) from None
+    def build(
+        cls, llm_class: type[FunctionCallingLLM], model: str, params: dict[str, Any]
+    ) -> GeminiChatCodec:
         kwargs: dict[str, Any] = {
             k: params[k]
             for k in ("temperature", "max_tokens", "api_key", "context_window")
@@ -120,7 +104,7 @@ class GeminiChatCodec(ChatCodec):
             # replaces the one it would build from temperature and max_tokens: build that one
             # here, with the extra settings on top.
             kwargs["generation_config"] = _generation_config(model, params, extra)
-        return cls(GoogleGenAI(model=model, **kwargs))
+        return cls(llm_class(model=model, **kwargs))
 
     @classmethod
     def wrap(cls, llm: FunctionCallingLLM) -> GeminiChatCodec:
@@ -161,9 +145,6 @@ class GeminiChatCodec(ChatCodec):
             api_version=api_client._http_options.api_version,
         )
 
-    def metadata(self) -> LLMMetadata:
-        return self.llm.metadata
-
     # -- GoogleGenAI._chat, its request half and its response half ------------------------------
 
     def chat_request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> BatchRequest:
@@ -191,23 +172,23 @@ class GeminiChatCodec(ChatCodec):
         message: Any = next_msg.parts if isinstance(next_msg, types.Content) else next_msg
         chat.send_message(message)
         body = recorder.calls[0]  # the first is the one realtime sends
-        return BatchRequest(GENERATE, body, _Context(body["config"], tuple(file_api_names)))
+        return BatchRequest(GENERATE, body, _context(body["config"], file_api_names))
 
     def chat_response(self, body: dict[str, Any], request: BatchRequest) -> ChatResponse:
         from llama_index.llms.google_genai.utils import chat_from_gemini_response
 
-        response = sdk_response(body, request.context.config)
+        response = sdk_response(body, request.context["config"])
         return chat_from_gemini_response(response, [])
 
     def release(self, request: BatchRequest) -> None:
-        files = request.context.files
+        files = request.context["files"]
         if files and self.llm.file_mode in ("fileapi", "hybrid"):  # type: ignore[attr-defined]
             from llama_index.llms.google_genai.utils import delete_uploaded_files
 
             delete_uploaded_files(list(files), self._client)
 
     async def arelease(self, request: BatchRequest) -> None:
-        files = request.context.files
+        files = request.context["files"]
         if files and self.llm.file_mode in ("fileapi", "hybrid"):  # type: ignore[attr-defined]
             from llama_index.llms.google_genai.utils import adelete_uploaded_files
 
@@ -253,7 +234,7 @@ class GeminiChatCodec(ChatCodec):
             "config": generation_config,
         }
         files = tuple(name for _content, names in converted for name in names)
-        request = BatchRequest(GENERATE, body, _Context(generation_config, files))
+        request = BatchRequest(GENERATE, body, _context(generation_config, files))
         return StructuredCall(request, functools.partial(_structured_output, output_cls, request))
 
 
@@ -261,7 +242,7 @@ def _structured_output(
     output_cls: type[BaseModel], request: BatchRequest, body: dict[str, Any]
 ) -> BaseModel:
     # GoogleGenAI.structured_predict: the SDK's parsed object, else the text as JSON.
-    response = sdk_response(body, request.context.config)
+    response = sdk_response(body, request.context["config"])
     if isinstance(response.parsed, BaseModel):
         return response.parsed
     return output_cls.model_validate_json(response.text)  # type: ignore[arg-type]

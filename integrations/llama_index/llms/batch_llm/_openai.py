@@ -21,15 +21,10 @@ from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel
 
 import batch_llm
+from batch_llm import BatchRequest
 
 from ._codecs import ChatCodec
-from ._shared import (
-    BatchRequest,
-    capture_openai_request,
-    missing_integration,
-    openai_batch_base_url,
-    openai_inner_base_url,
-)
+from .shared import capture_openai_request, openai_batch_base_url, openai_inner_base_url
 
 __all__ = ["OpenAIChatCodec"]
 
@@ -43,16 +38,12 @@ class OpenAIChatCodec(ChatCodec):
     provider_name = "openai"
 
     @classmethod
-    def build(cls, model: str, params: dict[str, Any]) -> OpenAIChatCodec:
-        try:
-            from llama_index.llms.openai import OpenAI
-        except ImportError:
-            raise missing_integration(
-                "llama-index-llms-openai", "llama_index.llms.openai"
-            ) from None
+    def build(
+        cls, llm_class: type[FunctionCallingLLM], model: str, params: dict[str, Any]
+    ) -> OpenAIChatCodec:
         kwargs = {k: params[k] for k in _PARAMS if params.get(k) is not None}
         kwargs["api_base"] = openai_inner_base_url(params.get("api_base"))
-        return cls(OpenAI(model=model, **kwargs))
+        return cls(llm_class(model=model, **kwargs))
 
     @classmethod
     def wrap(cls, llm: FunctionCallingLLM) -> OpenAIChatCodec:

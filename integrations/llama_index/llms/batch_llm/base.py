@@ -32,11 +32,12 @@ from llama_index.core.types import Model
 from llama_index_instrumentation import get_dispatcher
 
 import batch_llm
-from batch_llm import RequestFuture, Scheduler
+from batch_llm import BatchRequest, RequestFuture, Scheduler
 
+from . import _builtin  # noqa: F401  (registers the codecs BatchLLM finds by name or class)
 from ._codecs import ChatCodec, StructuredCall, codec_for_llm, codec_for_model
-from ._shared import BatchRequest, pickle_state, resolve_settings
 from ._staging import submit_and_wait
+from .shared import pickle_state, resolve_settings
 
 if TYPE_CHECKING:
     from llama_index.core.program.utils import FlexibleModel
@@ -87,10 +88,11 @@ class BatchLLM(FunctionCallingLLM):
 
     Args:
         llm: a provider LLM to wrap: ``llama_index.llms.openai.OpenAI``,
-            ``llama_index.llms.anthropic.Anthropic`` or
-            ``llama_index.llms.google_genai.GoogleGenAI``.
+            ``llama_index.llms.anthropic.Anthropic``,
+            ``llama_index.llms.google_genai.GoogleGenAI``, or any class a ``ChatCodec`` is
+            registered for under ``"llama_index.llm"`` (see ``batch_llm.register_codec``).
         model: ``"provider:model"`` instead of ``llm``; provider ``openai``, ``anthropic`` or
-            ``google_genai`` (or ``gemini``).
+            ``google_genai`` (or ``gemini``), or a registered one.
         temperature, max_tokens, additional_kwargs, api_key, api_base: passed to the provider
             LLM built from ``model`` (``base_url=`` is taken for ``api_base``; for Gemini,
             ``additional_kwargs`` are generation config fields).
@@ -361,7 +363,8 @@ class BatchLLM(FunctionCallingLLM):
             return gen()
         return await self._astream_complete(prompt, **kwargs)
 
-    # -- tools: the wrapped LLM's own handling ------------------------------------------------
+    # -- tools: the wrapped LLM's own handling, which only builds chat kwargs or reads a
+    # response and never touches the network ---------------------------------------------------
 
     def _prepare_chat_with_tools(
         self,
@@ -373,7 +376,7 @@ class BatchLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        return self._codec.prepare_chat_with_tools(
+        return self.wrapped_llm._prepare_chat_with_tools_compat(
             tools,
             user_msg=user_msg,
             chat_history=chat_history,
@@ -390,7 +393,7 @@ class BatchLLM(FunctionCallingLLM):
         allow_parallel_tool_calls: bool = False,
         **kwargs: Any,
     ) -> ChatResponse:
-        return self._codec.validate_chat_with_tools_response(
+        return self.wrapped_llm._validate_chat_with_tools_response(
             response, tools, allow_parallel_tool_calls=allow_parallel_tool_calls, **kwargs
         )
 
@@ -400,7 +403,7 @@ class BatchLLM(FunctionCallingLLM):
         error_on_no_tool_call: bool = True,
         **kwargs: Any,
     ) -> list[ToolSelection]:
-        return self._codec.get_tool_calls_from_response(
+        return self.wrapped_llm.get_tool_calls_from_response(
             response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
         )
 

@@ -1,7 +1,11 @@
-"""Pieces the LlamaIndex LLM and embedding wrappers share.
+"""What the LlamaIndex LLM and embedding wrappers, and the codecs behind them, share.
 
-Kept here (the embedding package imports it) rather than in ``batch_llm`` because it speaks
-in LlamaIndex and openai-SDK terms, which the core must not depend on.
+Public because two packages use it: ``llama_index.embeddings.batch_llm`` (as LlamaIndex's own
+embedding integrations import their LLM sibling's helpers) and the codecs an application
+registers for a provider of its own. It stays here rather than in ``batch_llm`` because it
+speaks in LlamaIndex and provider-SDK terms, which the core must not depend on: how a wrapper
+sorts its constructor arguments and pickles itself, which registered codec serves a model,
+and how the openai and google-genai SDKs name a request and a server.
 """
 
 from __future__ import annotations
@@ -13,19 +17,21 @@ import json
 import os
 import pickle
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import batch_llm
+from batch_llm import BatchRequest, CodecEntry
 
 if TYPE_CHECKING:
     import openai
 
 __all__ = [
-    "BatchRequest",
     "capture_openai_request",
-    "missing_integration",
+    "gemini_base_url",
     "openai_batch_base_url",
     "openai_inner_base_url",
     "pickle_state",
+    "require_codec",
     "resolve_settings",
     "run_sync",
     "split_model_spec",
@@ -36,19 +42,8 @@ T = TypeVar("T")
 # What llama-index-llms-openai and llama-index-embeddings-openai fall back to when nothing is
 # configured: their ``api_base`` is then this string, never None.
 _LLAMA_INDEX_DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRequest:
-    """One request as the provider's batch endpoint takes it.
-
-    ``context`` is whatever the codec that built it needs again to read the answer or to clean
-    up after it (never sent).
-    """
-
-    endpoint: str
-    body: dict[str, Any]
-    context: Any = None
+# Where google-genai sends requests unless told otherwise.
+_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com"
 
 
 def split_model_spec(spec: str) -> tuple[str, str]:
@@ -61,9 +56,26 @@ def split_model_spec(spec: str) -> tuple[str, str]:
     return provider.strip().lower(), model.strip()
 
 
-def missing_integration(package: str, module: str) -> ImportError:
-    """The error LlamaIndex itself gives when a provider integration is not installed."""
-    return ImportError(f"`{module}` package not found, please run `pip install {package}`")
+def require_codec(
+    kind: str, model: object = None, *, provider: str | None = None, wrapper: str
+) -> CodecEntry:
+    """``batch_llm.find_codec`` for a wrapper's constructor: the codec registered under
+    ``kind`` for ``model`` (an instance to wrap) or for ``provider`` (the name before the colon
+    in ``"provider:model"``), else the error that lists what is registered. ``wrapper`` names
+    the wrapper in that error."""
+    entry = batch_llm.find_codec(kind, model, provider=provider)
+    if entry is not None:
+        return entry
+    registered = list(reversed(batch_llm.codec_entries(kind)))  # the order they were added
+    if model is not None:
+        classes = ", ".join(dict.fromkeys(e.target.replace(":", ".") for e in registered))
+        raise TypeError(f"{wrapper} cannot wrap {type(model).__name__}; it wraps {classes}")
+    names = dict.fromkeys(
+        e.provider + (f" (or {', '.join(e.aliases)})" if e.aliases else "") for e in registered
+    )
+    raise ValueError(
+        f"unknown provider {provider!r} in {wrapper} model; supported: {', '.join(names)}"
+    )
 
 
 def openai_inner_base_url(api_base: str | None) -> str | None:
@@ -89,6 +101,13 @@ def openai_batch_base_url(api_base: str | None) -> str | None:
     if not api_base or api_base.rstrip("/") == _LLAMA_INDEX_DEFAULT_OPENAI_BASE:
         return None
     return api_base
+
+
+def gemini_base_url(client: Any) -> str | None:
+    """The server a google-genai client talks to; None for Google's own (then the adapter,
+    like the SDK, honours ``GOOGLE_GEMINI_BASE_URL``)."""
+    base_url = str(client._api_client._http_options.base_url or "").rstrip("/")
+    return None if not base_url or base_url == _GOOGLE_BASE_URL else base_url
 
 
 @functools.cache
