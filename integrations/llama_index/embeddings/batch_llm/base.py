@@ -15,7 +15,6 @@ from llama_index.core.instrumentation.events.embedding import (
     EmbeddingStartEvent,
 )
 from llama_index.core.schema import BaseComponent
-from llama_index.llms.batch_llm._staging import submit_and_wait, wait_submitted
 from llama_index.llms.batch_llm.shared import pickle_state, resolve_settings
 from llama_index_instrumentation import get_dispatcher
 
@@ -156,8 +155,7 @@ class BatchEmbedding(BaseEmbedding):
         return self._scheduler().submit(self._codec.provider, request.endpoint, request.body)
 
     async def _aembed_one(self, text: str, *, query: bool) -> Embedding:
-        (request,) = self._codec.requests([text], query=query)
-        _future, body = await submit_and_wait(self._scheduler(), self._codec.provider, request)
+        body = await self._submit_one(text, query=query)
         return self._codec.vectors(body)[0]
 
     def _submit_all(self, texts: Sequence[str]) -> tuple[list[RequestFuture], list[int]]:
@@ -195,10 +193,8 @@ class BatchEmbedding(BaseEmbedding):
             return []
         futures, sizes = self._submit_all(texts)
         with _progress(futures, sizes, show_progress):
-            try:
-                bodies = await wait_submitted(futures)
-            except Exception:  # all are done: say which texts failed, not just the first error
-                bodies = await batch_llm.gather(futures, return_exceptions=True)
+            # Every outcome, failures included: say which texts failed, not just the first.
+            bodies = await batch_llm.gather(futures, return_exceptions=True)
         return self._vectors(bodies, sizes)
 
     # -- BaseEmbedding's hooks ----------------------------------------------------------------

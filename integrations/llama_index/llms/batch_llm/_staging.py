@@ -14,22 +14,12 @@ Outside a round, requests go straight to the scheduler and its window.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any
 
-import batch_llm
-from batch_llm import RequestFuture, Scheduler
 from batch_llm._rounds import Round
 
-__all__ = ["StagedGather", "gather_in_batches", "submit_and_wait", "wait_submitted"]
-
-
-class _Request(Protocol):
-    @property
-    def endpoint(self) -> str: ...
-
-    @property
-    def body(self) -> Mapping[str, Any]: ...
+__all__ = ["StagedGather", "gather_in_batches"]
 
 
 class StagedGather:
@@ -57,16 +47,3 @@ async def gather_in_batches(
         answers = await gather_in_batches(*(query_engine.aquery(q) for q in questions))
     """
     return await StagedGather(asyncio).gather(*awaitables, return_exceptions=return_exceptions)
-
-
-async def submit_and_wait(
-    scheduler: Scheduler, provider: batch_llm.Provider, request: _Request
-) -> tuple[RequestFuture, Any]:
-    """Send one request and wait for its response body (held for its round inside one)."""
-    future = scheduler.submit(provider, request.endpoint, request.body)
-    return future, await future
-
-
-async def wait_submitted(futures: Sequence[RequestFuture]) -> list[Any]:
-    """Await requests submitted already (a round counts their job as waiting on them)."""
-    return await batch_llm.gather(futures)

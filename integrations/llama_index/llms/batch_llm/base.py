@@ -36,7 +36,6 @@ from batch_llm import BatchRequest, RequestFuture, Scheduler
 
 from . import _builtin  # noqa: F401  (registers the codecs BatchLLM finds by name or class)
 from ._codecs import ChatCodec, StructuredCall, codec_for_llm, codec_for_model
-from ._staging import submit_and_wait
 from .shared import pickle_state, resolve_settings
 
 if TYPE_CHECKING:
@@ -210,8 +209,9 @@ class BatchLLM(FunctionCallingLLM):
         return self._codec.uses_chat_endpoint(kwargs)
 
     async def _asubmit_and_wait(self, request: BatchRequest) -> tuple[RequestFuture, Any]:
-        scheduler = self.scheduler or batch_llm.get_scheduler()
-        return await submit_and_wait(scheduler, self._codec.provider, request)
+        # Inside a round (the sweep helpers, gather_in_batches) the request is held for it.
+        future = self._submit(request)
+        return future, await future
 
     # Each request is released once answered or failed (a codec removes what it uploaded for
     # it), as the realtime call cleans up after itself.
