@@ -196,3 +196,22 @@ def test_a_stage_waits_out_uneven_work_but_never_hangs(emu: Emulator, sched: Sch
     # The 30 went together although they spread over 0.9 s (the window is 0.3 s); the one
     # that waited elsewhere did not hold them past a quiet window.
     assert [b["lines"] for b in emu.stats.batches] == [30, 1]
+
+
+def test_tree_summarize_with_use_async_is_one_batch_per_level(
+    emu: Emulator, sched: Scheduler
+) -> None:
+    """The documented call: ``use_async=True`` summarises each level's chunk groups at once,
+    one batch per level; ``use_async=False`` asks for one summary after another, a batch each."""
+    from llama_index.core.response_synthesizers import TreeSummarize
+
+    llm = BatchLLM(model="openai:gpt-4o-mini", scheduler=sched, context_window=6000)
+    chunks = [
+        " ".join(f"Fact {i}.{k}: city{i} has {k} parks." for k in range(15)) for i in range(200)
+    ]
+    query = "How many parks does city7 have?"
+    TreeSummarize(llm=llm, use_async=True).get_response(query, chunks)
+    assert [b["lines"] for b in emu.stats.batches] == [8, 1]  # two levels, two batches
+    emu.reset()
+    TreeSummarize(llm=llm, use_async=False).get_response(query, chunks)
+    assert [b["lines"] for b in emu.stats.batches] == [1] * 9
