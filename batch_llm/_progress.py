@@ -6,8 +6,9 @@ drawn (see ``display_for``):
 
 1. ``progress=`` given to ``wait``/``gather``/``track_progress``: True, False, or a tqdm-like
    factory to draw with;
-2. else only for fan-outs (``submit_many`` with ``flush``; single calls collected by the window
-   never draw), and then ``Scheduler(progress=...)`` if given;
+2. else only for fan-outs (``submit_many`` with ``flush``), and then ``Scheduler(progress=...)``
+   if given; single calls the window collects have nobody waiting on them as a group, so the
+   scheduler draws each such batch itself, from when the window closes to its last answer;
 3. else ``BATCH_LLM_PROGRESS=1|0``;
 4. else on when the bar has somewhere to go: a Jupyter kernel, or stderr (where tqdm writes)
    being a terminal.
@@ -39,7 +40,7 @@ from ._config import ProgressOption
 from ._events import EventHub
 from ._futures import RequestFuture
 
-__all__ = ["ProgressDisplay", "ProgressOption", "display_for", "track_progress"]
+__all__ = ["ProgressDisplay", "ProgressOption", "display_for", "drawer", "track_progress"]
 
 logger = logging.getLogger("batch_llm")
 
@@ -108,6 +109,21 @@ def _tqdm(**kwargs: Any) -> Any:
     return tqdm(**kwargs)
 
 
+def drawer(setting: ProgressOption = None) -> Callable[..., Any] | None:
+    """What to draw a display with under ``setting`` (a scheduler's or a caller's
+    ``progress=``): a tqdm-like factory, or None to draw nothing. None defers to
+    ``BATCH_LLM_PROGRESS``, then to whether there is a terminal or a notebook to draw on."""
+    if setting is False:
+        return None
+    if callable(setting):
+        return setting
+    if setting is None:
+        flag = _env_flag()
+        if flag is False or (flag is None and not _interactive()):
+            return None
+    return _tqdm
+
+
 def display_for(
     futures: Sequence[RequestFuture], progress: ProgressOption = None, desc: str | None = None
 ) -> ProgressDisplay | None:
@@ -115,22 +131,15 @@ def display_for(
     docstring). Cheap when the answer is no: it looks at the first future only."""
     if progress is False or not futures:
         return None
-    latch = futures[0].latch
-    factory: Callable[..., Any] = _tqdm
-    if callable(progress):
-        factory = progress
-    elif progress is None:
+    if progress is None:
+        latch = futures[0].latch
         if latch is None or not latch.fan_out:
             return None
-        setting = latch.progress
-        if setting is False:
-            return None
-        if callable(setting):
-            factory = setting
-        elif setting is None:
-            flag = _env_flag()
-            if flag is False or (flag is None and not _interactive()):
-                return None
+        factory = drawer(latch.progress)
+    else:
+        factory = drawer(progress)
+    if factory is None:
+        return None
     try:
         return ProgressDisplay(futures, factory, desc=desc)
     except Exception as exc:  # no tqdm, no terminal: the batch goes on without a display

@@ -128,10 +128,12 @@ class Job:
     """One job of a round: its unanswered requests, by the unit of work that made them, and
     the units of work it reported. Touched only on the round's loop."""
 
-    __slots__ = ("pending", "round", "runs", "units")
+    __slots__ = ("metadata", "pending", "round", "runs", "units")
 
-    def __init__(self, round_: Round) -> None:
+    def __init__(self, round_: Round, metadata: dict[str, str] | None = None) -> None:
         self.round = round_
+        # Stamped on the batches of the job's requests (a sweep names its cell this way).
+        self.metadata = metadata
         self.pending = 0
         self.units: dict[Hashable, int] = {}
         self.runs: dict[Hashable, _Run] = {}
@@ -192,9 +194,11 @@ class Round:
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    async def run(self, awaitable: Awaitable[T]) -> T:
-        """Run one job: ``awaitable`` and everything it starts belong to it."""
-        job = Job(self)
+    async def run(self, awaitable: Awaitable[T], metadata: dict[str, str] | None = None) -> T:
+        """Run one job: ``awaitable`` and everything it starts belong to it. ``metadata`` is
+        stamped on the batches of its requests, on top of what their submitter stamps (so
+        jobs stamped differently never share a batch)."""
+        job = Job(self, metadata)
         token = _JOB.set(job)
         self._jobs.add(job)
         self._touch()

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple
@@ -31,13 +32,14 @@ from ._errors import (
     SchedulerClosedError,
 )
 from ._events import EventHub, Listener, events_from_env
-from ._futures import RequestFuture
+from ._futures import RequestFuture, on_all_done
 from ._gc import gc_paused
 from ._inflight import InFlight
 from ._journal import Intent, Journal, open_journal
 from ._journal_io import JournalWriter
 from ._loop import LoopThread
 from ._poll import PollPolicy
+from ._progress import ProgressDisplay, drawer
 from ._retry import RetryPolicy
 from ._rounds import Held, current_holder
 from ._runner import BatchRunner, ExpiryPolicy, Runner
@@ -279,11 +281,15 @@ class Scheduler:
         share_round: bool = False,
     ) -> list[RequestFuture]:
         adapter = resolve_provider(provider)
+        # Only a flushed fan-out shares a loop's round: a single call waits for the window.
         if deadline is not None and not adapter.supports("realtime"):
             raise InvalidRequestError(
                 f"a deadline sends late requests realtime, and {adapter.name} has no realtime "
                 "API here"
             )
+        holder, job = current_holder(share_round and flush)
+        if job is not None and job.metadata:
+            metadata = {**job.metadata, **(metadata or {})}
         extra = {str(k): str(v) for k, v in metadata.items()} if metadata else None
         stamp = tuple(sorted(extra.items())) if extra else None
         prepared: list[Prepared | BaseException] = []
@@ -309,8 +315,6 @@ class Scheduler:
             for future in futures:
                 future.deadline = due
         submission = _Submission(adapter, prepared, futures, stamp, extra)
-        # Only a flushed fan-out shares a round: a single call waits for the window instead.
-        holder, job = current_holder(share_round and flush)
         if holder is not None:
             with self._lock:
                 if self._closed:
@@ -594,7 +598,25 @@ class Scheduler:
         if wait > 0:
             self._arm_window(queue, generation, wait)
             return
+        self._draw(batch)
         self._runner.launch(batch)
+
+    def _draw(self, batch: Batch) -> None:
+        """A progress display for a batch of single calls, which nobody waits on as a group
+        (a fan-out's waiter draws its own): without one, a window's wait looks like a hang."""
+        factory = drawer(self.progress)
+        if factory is None:
+            return
+        futures = [f for waiting in batch.pending.values() for f in each(waiting)]
+        try:
+            display = ProgressDisplay(
+                futures, factory, desc=f"batch-llm ({len(futures)} single calls)"
+            )
+        except Exception as exc:  # no tqdm, no terminal: the batch goes on without one
+            logger.debug("no progress display: %s", exc)
+            return
+        # Closed off the loop: closing joins the display's own thread.
+        on_all_done(futures, lambda: threading.Thread(target=display.close, daemon=True).start())
 
     # -- cost and plans -----------------------------------------------------------------------
 

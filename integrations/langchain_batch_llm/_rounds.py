@@ -20,6 +20,7 @@ running loop alike.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -27,7 +28,9 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.runnables import Runnable, RunnableConfig, get_config_list
 
+from batch_llm._config import ProgressOption
 from batch_llm._loop import run_sync
+from batch_llm._progress import drawer
 from batch_llm._rounds import Round, current_job
 
 __all__ = ["abatch", "asweep", "batch", "sweep"]
@@ -165,12 +168,53 @@ async def _job(
         raise
 
 
+_Job = tuple[Runnable[Any, Any], Any, RunnableConfig, dict[str, str] | None]
+
+
+async def _gather(
+    jobs: list[_Job],
+    return_exceptions: bool,
+    progress: ProgressOption,
+    kwargs: dict[str, Any],
+) -> list[Any]:
+    rounds = Round(jobs=len(jobs))
+    bar = _bar(len(jobs), progress)
+
+    async def one(job: _Job) -> Any:
+        runnable, value, cfg, stamp = job
+        try:
+            return await rounds.run(_job(runnable, value, cfg, return_exceptions, kwargs), stamp)
+        finally:
+            if bar is not None:
+                bar.set_postfix_str(f"{len(rounds.releases)} round(s) sent", refresh=False)
+                bar.update(1)
+
+    try:
+        return list(await asyncio.gather(*(one(job) for job in jobs)))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _bar(total: int, progress: ProgressOption) -> Any:
+    """Inputs done out of ``total``, with the rounds sent so far: without it, a fan-out whose
+    rounds each wait a batch turnaround looks like a hang."""
+    factory = drawer(progress)
+    if factory is None:
+        return None
+    try:
+        return factory(total=total, desc="batch-llm", unit="input", dynamic_ncols=True)
+    except Exception:  # no tqdm, no terminal: the fan-out goes on without a display
+        return None
+
+
 async def abatch(
     runnable: Runnable[Any, Any],
     inputs: Sequence[Any],
     config: RunnableConfig | Sequence[RunnableConfig] | None = None,
     *,
     return_exceptions: bool = False,
+    progress: ProgressOption = None,
     **kwargs: Any,
 ) -> list[Any]:
     """``runnable.abatch(inputs)``, with each round of its model calls sent as one batch.
@@ -178,18 +222,16 @@ async def abatch(
     Every input runs at once (``max_concurrency`` is left to the runnable's own steps: the
     provider's batch is the limit), each a job of one round (module docstring). Callbacks,
     tags and metadata are per input, as ``abatch`` gives them; with ``return_exceptions`` each
-    failure takes its input's place, else the first failure is raised.
+    failure takes its input's place, else the first failure is raised. ``progress`` draws
+    inputs done and rounds sent, as ``batch_llm.wait``'s does (on in a terminal or notebook).
     """
     if not inputs:
         return []
     configs = get_config_list(config, len(inputs))
-    rounds = Round(jobs=len(inputs))
-    return await rounds.gather(
-        *(
-            _job(runnable, value, cfg, return_exceptions, kwargs)
-            for value, cfg in zip(inputs, configs, strict=True)
-        )
-    )
+    jobs: list[_Job] = [
+        (runnable, value, cfg, None) for value, cfg in zip(inputs, configs, strict=True)
+    ]
+    return await _gather(jobs, return_exceptions, progress, kwargs)
 
 
 def batch(
@@ -198,6 +240,7 @@ def batch(
     config: RunnableConfig | Sequence[RunnableConfig] | None = None,
     *,
     return_exceptions: bool = False,
+    progress: ProgressOption = None,
     **kwargs: Any,
 ) -> list[Any]:
     """``runnable.batch(inputs)``, with each round of its model calls sent as one batch.
@@ -210,7 +253,14 @@ def batch(
     if not inputs:
         return []
     return run_sync(
-        abatch(runnable, inputs, config, return_exceptions=return_exceptions, **kwargs),
+        abatch(
+            runnable,
+            inputs,
+            config,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            **kwargs,
+        ),
         workers=max(_MIN_WORKERS, 2 * len(inputs)),
     )
 
@@ -221,22 +271,24 @@ async def asweep(
     config: RunnableConfig | None = None,
     *,
     return_exceptions: bool = False,
+    progress: ProgressOption = None,
     **kwargs: Any,
 ) -> dict[str, list[Any]]:
     """Every runnable over the same inputs (models x prompts, say), as one fan-out: each
-    round's batches (one per model) go up together, so the sweep waits one turnaround, not
-    one per runnable. Returns each runnable's outputs, in input order, under its name."""
+    round's batches go up together, so the sweep waits one turnaround, not one per runnable.
+    Each runnable's requests go in batches of their own, stamped ``{"sweep": name}`` (OpenAI
+    batch metadata, Gemini's display name), so ``scheduler.batches`` and ``batch-llm
+    batches`` show each cell of the sweep. Returns each runnable's outputs, in input order,
+    under its name."""
     names = list(runnables)
     if not inputs or not names:
         return {name: [] for name in names}
-    rounds = Round(jobs=len(names) * len(inputs))
-    flat = await rounds.gather(
-        *(
-            _job(runnables[name], value, dict(config or {}), return_exceptions, kwargs)  # type: ignore[arg-type]
-            for name in names
-            for value in inputs
-        )
-    )
+    jobs: list[_Job] = [
+        (runnables[name], value, RunnableConfig(**(config or {})), {"sweep": name})
+        for name in names
+        for value in inputs
+    ]
+    flat = await _gather(jobs, return_exceptions, progress, kwargs)
     size = len(inputs)
     return {name: flat[i * size : (i + 1) * size] for i, name in enumerate(names)}
 
@@ -247,6 +299,7 @@ def sweep(
     config: RunnableConfig | None = None,
     *,
     return_exceptions: bool = False,
+    progress: ProgressOption = None,
     **kwargs: Any,
 ) -> dict[str, list[Any]]:
     """``asweep`` from sync code, in scripts and inside Jupyter's running loop alike::
@@ -256,6 +309,13 @@ def sweep(
     """
     jobs = len(runnables) * len(inputs)
     return run_sync(
-        asweep(runnables, inputs, config, return_exceptions=return_exceptions, **kwargs),
+        asweep(
+            runnables,
+            inputs,
+            config,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            **kwargs,
+        ),
         workers=max(_MIN_WORKERS, 2 * jobs),
     )

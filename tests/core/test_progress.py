@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -126,10 +127,10 @@ def test_scheduler_progress_setting_draws_for_its_fan_outs(
         batch_llm.wait(
             scheduler.submit_many(provider, CHAT, [chat(i, "gpt-4o-mini") for i in range(5)])
         )
-        # A single call collected by the window never draws a bar of its own.
+        # A single call sent at once draws nothing; one the window collects draws its batch.
         batch_llm.wait([scheduler.submit(provider, CHAT, chat(99, "gpt-4o-mini"), flush=True)])
         scheduler.submit(provider, CHAT, chat(98, "gpt-4o-mini")).result(30)
-    assert len(recorder.bars) == 1 and recorder.bars[0].total == 5
+    assert [bar.total for bar in recorder.bars] == [5, 1]
 
 
 # -- when a bar is drawn -----------------------------------------------------------------------
@@ -258,3 +259,25 @@ def test_env_value_that_is_not_a_flag_is_ignored(
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     monkeypatch.setenv("BATCH_LLM_PROGRESS", "sometimes")
     assert not _draws(fan_out)
+
+
+def test_single_calls_the_window_collects_get_a_bar_of_their_own(
+    emulator: Emulator, provider: OpenAIProvider
+) -> None:
+    """Nobody waits on a window's single calls as a group, so the scheduler draws their
+    batch: from when the window closes until the last answer, then closed at the total."""
+    emulator.knobs.processing_delay = 0.3
+    futures: list[RequestFuture] = []
+    recorder = Recorder(futures)
+    with Scheduler(
+        window=0.1, poll_interval=0.02, poll_max=0.05, journal="off", progress=recorder
+    ) as scheduler:
+        futures += [scheduler.submit(provider, CHAT, chat(i)) for i in range(12)]
+        batch_llm.wait(futures, progress=False)
+        deadline = time.monotonic() + 5
+        while not (recorder.bars and recorder.bars[0].disable) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    (bar,) = recorder.bars
+    assert bar.total == 12 and "12 single calls" in bar.desc
+    assert recorder.positions[-1] == 12
+    assert bar.disable  # closed once every call was answered

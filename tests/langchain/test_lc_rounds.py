@@ -303,7 +303,14 @@ def test_a_sweep_inside_a_running_loop_waits_one_turnaround(lc_env: Emulator) ->
     """2 models x 2 prompts, run from sync code inside a running event loop (as a Jupyter
     cell is): every batch is submitted before any is waited on."""
     lc_env.knobs.processing_delay = 1.0
-    with Scheduler(journal="off", window=60, poll_interval=0.02, poll_max=0.1) as sched:
+    events: list[str] = []
+    with Scheduler(
+        journal="off",
+        window=60,
+        poll_interval=0.02,
+        poll_max=0.1,
+        listeners=[lambda e: events.append(e["event"])],
+    ) as sched:
         models = {
             "mini": BatchChatModel(
                 model="openai:gpt-4o-mini", scheduler=sched, batch_metadata={"m": "mini"}
@@ -330,5 +337,27 @@ def test_a_sweep_inside_a_running_loop_waits_one_turnaround(lc_env: Emulator) ->
         results, took = asyncio.run(cell())
     assert sorted(results) == ["big/steps", "big/terse", "mini/steps", "mini/terse"]
     assert all(len(r) == 40 for r in results.values())
-    assert lc_env.stats.batches_created == 2  # one per model: both prompts share its batch
+    assert lc_env.stats.batches_created == 4  # one per cell of the sweep, all at once
+    milestones = [e for e in events if e in ("batch_submitted", "batch_completed")]
+    assert milestones[:4] == ["batch_submitted"] * 4  # all four before any ended
     assert took < 2.0  # one 1 s turnaround, not one per model or per prompt
+
+
+def test_the_entry_point_draws_inputs_done_and_rounds_sent(
+    lc_env: Emulator, patient: Scheduler
+) -> None:
+    import io
+
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def factory(**kwargs: Any) -> Any:
+        bars.append(tqdm(file=io.StringIO(), mininterval=0, **kwargs))
+        return bars[-1]
+
+    chain = PROMPT | batch_llm_model(patient) | StrOutputParser()
+    langchain_batch_llm.batch(chain, inputs(30), progress=factory)
+    (bar,) = bars
+    assert (bar.total, bar.n) == (30, 30)
+    assert "1 round(s) sent" in str(bar.postfix)
