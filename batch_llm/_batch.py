@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -106,6 +107,9 @@ class Batch:
             provider_id=provider.identity(),
             endpoint=endpoint,
             requests=len(lines),
+            # When it was asked for (reconciling a lost create looks for batches made since),
+            # whether or not a journal keeps it.
+            created_at=time.time(),
             # What `batch-llm batches` needs to reach the batch again, without credentials.
             provider_name=provider.name,
             base_url=public_url(provider.base_url),
