@@ -35,6 +35,7 @@ from ._events import JsonlEvents
 from ._futures import RequestFuture
 from ._poll import PollPolicy
 from ._progress import track_progress
+from ._rounds import Round
 from ._scheduler import BatchRecord, Scheduler
 from ._waiting import gather, wait
 from .providers import (
@@ -80,6 +81,7 @@ __all__ = [
     "Provider",
     "RequestFuture",
     "RequestTooLargeError",
+    "Round",
     "Scheduler",
     "SchedulerClosedError",
     "UnknownProviderError",

@@ -208,7 +208,11 @@ class Round:
             _JOB.reset(token)
             self._jobs.discard(job)
             self._remaining -= 1
-            self._touch()
+            if self._known and self._remaining <= 0 and self._held:
+                # The last job is over: nothing held may wait on a loop that may close now.
+                self._release("all waiting")
+            else:
+                self._touch()
 
     async def gather(
         self, *awaitables: Awaitable[Any], return_exceptions: bool = False

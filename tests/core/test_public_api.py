@@ -36,6 +36,7 @@ def test_core_public_names_are_pinned() -> None:
             "Provider",
             "RequestFuture",
             "RequestTooLargeError",
+            "Round",
             "Scheduler",
             "SchedulerClosedError",
             "UnknownProviderError",
