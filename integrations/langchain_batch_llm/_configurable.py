@@ -20,14 +20,14 @@ from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
 )
-from langchain_core.runnables.config import ensure_config, get_config_list, merge_configs
+from langchain_core.runnables.config import ensure_config, merge_configs
 from langchain_core.runnables.configurable import (
     DynamicRunnable,
     RunnableConfigurableAlternatives,
     RunnableConfigurableFields,
 )
 
-from ._grouped import abatch_grouped, batch_grouped
+from ._grouped import Dispatch, GroupedBatch
 
 __all__ = ["BatchConfigurableAlternatives", "BatchConfigurableFields"]
 
@@ -53,46 +53,12 @@ class _ByConfig:
         return runnable
 
 
-class _GroupedBatch:
-    """``batch``/``abatch`` that batch by model (mixed into LangChain's dynamic runnables)."""
+class _GroupedBatch(GroupedBatch):
+    """Grouped ``batch``/``abatch`` for LangChain's dynamic runnables of a batch model."""
 
-    def batch(
-        self,
-        inputs: list[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any | None,
-    ) -> list[Any]:
-        if not inputs:
-            return []
+    def _dispatch(self) -> Dispatch:
         dynamic = cast(DynamicRunnable[Any, Any], self)
-        return batch_grouped(
-            inputs,
-            get_config_list(config, len(inputs)),
-            _ByConfig(dynamic, _model_type(dynamic)),
-            return_exceptions=return_exceptions,
-            kwargs=kwargs,
-        )
-
-    async def abatch(
-        self,
-        inputs: list[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any | None,
-    ) -> list[Any]:
-        if not inputs:
-            return []
-        dynamic = cast(DynamicRunnable[Any, Any], self)
-        return await abatch_grouped(
-            inputs,
-            get_config_list(config, len(inputs)),
-            _ByConfig(dynamic, _model_type(dynamic)),
-            return_exceptions=return_exceptions,
-            kwargs=kwargs,
-        )
+        return _ByConfig(dynamic, _model_type(dynamic))
 
 
 def _model_type(dynamic: DynamicRunnable[Any, Any]) -> type[Any]:

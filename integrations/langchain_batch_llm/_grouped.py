@@ -15,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol, cast
 
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, get_config_list
 
 import batch_llm
 from batch_llm._rounds import together
 
 from ._fanout import FanOut, messages_of, off_loop
 
-__all__ = ["Dispatch", "FanOutModel", "abatch_grouped", "batch_grouped"]
+__all__ = ["Dispatch", "FanOutModel", "GroupedBatch", "abatch_grouped", "batch_grouped"]
 
 
 class FanOutModel(Protocol):
@@ -186,3 +186,41 @@ async def abatch_grouped(
         outcomes = await off_loop(fan_out.finish, len(group.indexes))
         results.append((group, messages_of(outcomes)))
     return _outputs(len(inputs), results, return_exceptions)
+
+
+class GroupedBatch:
+    """``batch``/``abatch`` that batch by model, for a runnable whose inputs pick their model
+    by config: mix it in before the runnable's class and say how they pick (``_dispatch``)."""
+
+    def _dispatch(self) -> Dispatch:
+        raise NotImplementedError
+
+    def batch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any | None,
+    ) -> list[Any]:
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        return batch_grouped(
+            inputs, configs, self._dispatch(), return_exceptions=return_exceptions, kwargs=kwargs
+        )
+
+    async def abatch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any | None,
+    ) -> list[Any]:
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        return await abatch_grouped(
+            inputs, configs, self._dispatch(), return_exceptions=return_exceptions, kwargs=kwargs
+        )

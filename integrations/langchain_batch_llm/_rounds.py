@@ -41,101 +41,31 @@ _MIN_WORKERS = 1024
 
 
 class _RoundRuns(BaseCallbackHandler):
-    """Tells each job's round which LangChain runs of it are going on (see ``_rounds``)."""
+    """Tells each job's round which LangChain runs of it are going on (see ``_rounds``): every
+    kind of run (chain, chat model, LLM, tool, retriever) starts and ends the same way."""
 
     run_inline = True  # called in the run's own task or thread, which is what the round needs
 
-    @staticmethod
-    def _start(run_id: UUID, parent_run_id: UUID | None) -> None:
-        job = current_job()
-        if job is not None:
-            job.run_started(run_id, parent_run_id)
 
-    @staticmethod
-    def _end(run_id: UUID) -> None:
-        job = current_job()
-        if job is not None:
-            job.run_ended(run_id)
+def _started(
+    self: _RoundRuns, *_: Any, run_id: UUID, parent_run_id: UUID | None = None, **__: Any
+) -> None:
+    job = current_job()
+    if job is not None:
+        job.run_started(run_id, parent_run_id)
 
-    def on_chain_start(
-        self,
-        serialized: Any,
-        inputs: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **_: Any,
-    ) -> None:
-        self._start(run_id, parent_run_id)
 
-    def on_chat_model_start(
-        self,
-        serialized: Any,
-        messages: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **_: Any,
-    ) -> None:
-        self._start(run_id, parent_run_id)
+def _ended(self: _RoundRuns, *_: Any, run_id: UUID, **__: Any) -> None:
+    job = current_job()
+    if job is not None:
+        job.run_ended(run_id)
 
-    def on_llm_start(
-        self,
-        serialized: Any,
-        prompts: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **_: Any,
-    ) -> None:
-        self._start(run_id, parent_run_id)
 
-    def on_tool_start(
-        self,
-        serialized: Any,
-        input_str: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **_: Any,
-    ) -> None:
-        self._start(run_id, parent_run_id)
-
-    def on_retriever_start(
-        self,
-        serialized: Any,
-        query: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **_: Any,
-    ) -> None:
-        self._start(run_id, parent_run_id)
-
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, **_: Any) -> None:
-        self._end(run_id)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
-        self._end(run_id)
-
-    def on_llm_end(self, response: Any, *, run_id: UUID, **_: Any) -> None:
-        self._end(run_id)
-
-    def on_llm_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
-        self._end(run_id)
-
-    def on_tool_end(self, output: Any, *, run_id: UUID, **_: Any) -> None:
-        self._end(run_id)
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
-        self._end(run_id)
-
-    def on_retriever_end(self, documents: Any, *, run_id: UUID, **_: Any) -> None:
-        self._end(run_id)
-
-    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **_: Any) -> None:
-        self._end(run_id)
-
+for _kind in ("chain", "chat_model", "llm", "tool", "retriever"):
+    setattr(_RoundRuns, f"on_{_kind}_start", _started)
+for _kind in ("chain", "llm", "tool", "retriever"):
+    setattr(_RoundRuns, f"on_{_kind}_end", _ended)
+    setattr(_RoundRuns, f"on_{_kind}_error", _ended)
 
 _RUNS = _RoundRuns()
 

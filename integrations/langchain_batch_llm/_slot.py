@@ -27,18 +27,17 @@ from langchain_core.runnables import (
     RunnableConfig,
     RunnableSerializable,
     ensure_config,
-    get_config_list,
 )
 from langchain_core.runnables.utils import get_unique_config_specs
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from ._chat import BatchChatModel
-from ._grouped import abatch_grouped, batch_grouped
+from ._grouped import GroupedBatch
 
 __all__ = ["ModelSlot"]
 
 
-class ModelSlot(RunnableSerializable[Any, Any]):
+class ModelSlot(GroupedBatch, RunnableSerializable[Any, Any]):
     """A chat model a chain takes from config: ``configurable[id]`` (``"llm"`` by default) may
     be a model object, or the name of one of ``alternatives``; without it, ``default`` runs.
 
@@ -177,41 +176,8 @@ class ModelSlot(RunnableSerializable[Any, Any]):
         async for chunk in self.chosen(config).astream(input, config, **kwargs):
             yield chunk
 
-    def batch(
-        self,
-        inputs: list[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any | None,
-    ) -> list[Any]:
-        if not inputs:
-            return []
-        return batch_grouped(
-            inputs,
-            get_config_list(config, len(inputs)),
-            _SlotDispatch(self),
-            return_exceptions=return_exceptions,
-            kwargs=kwargs,
-        )
-
-    async def abatch(
-        self,
-        inputs: list[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any | None,
-    ) -> list[Any]:
-        if not inputs:
-            return []
-        return await abatch_grouped(
-            inputs,
-            get_config_list(config, len(inputs)),
-            _SlotDispatch(self),
-            return_exceptions=return_exceptions,
-            kwargs=kwargs,
-        )
+    def _dispatch(self) -> _SlotDispatch:
+        return _SlotDispatch(self)
 
 
 class _SlotDispatch:

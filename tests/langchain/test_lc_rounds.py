@@ -361,3 +361,28 @@ def test_the_entry_point_draws_inputs_done_and_rounds_sent(
     (bar,) = bars
     assert (bar.total, bar.n) == (30, 30)
     assert "1 round(s) sent" in str(bar.postfix)
+
+
+def test_a_branch_still_retrieving_keeps_the_round_open(
+    lc_env: Emulator, patient: Scheduler
+) -> None:
+    """One branch asks the model at once; the other first retrieves (slowly, not through the
+    model). LangChain's callback runs show the second branch still working, so the round
+    waits for it: one batch, not one per branch."""
+    from langchain_core.runnables import RunnableLambda
+
+    async def retrieve(values: dict[str, int]) -> dict[str, Any]:
+        await asyncio.sleep(0.3)
+        return {**values, "context": f"Notes on {values['n']}."}
+
+    llm = batch_llm_model(patient)
+    parallel = RunnableParallel(
+        quick=PROMPT | llm,
+        slow=RunnableLambda(retrieve)
+        | ChatPromptTemplate.from_messages([("user", "{context} What is {n} * 2?")])
+        | llm,
+    )
+    answers = langchain_batch_llm.batch(parallel, inputs(10))
+    assert len(answers) == 10
+    assert lc_env.stats.batches_created == 1
+    assert lc_env.stats.lines_submitted == 20
