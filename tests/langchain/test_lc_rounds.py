@@ -386,3 +386,18 @@ def test_a_branch_still_retrieving_keeps_the_round_open(
     assert len(answers) == 10
     assert lc_env.stats.batches_created == 1
     assert lc_env.stats.lines_submitted == 20
+
+
+def test_a_plain_sync_batch_of_a_parallel_chain_warns_once(lc_env: Emulator) -> None:
+    """``RunnableParallel.batch`` runs ``invoke`` per input in LangChain's thread pool, each
+    branch in a pool of its own: nothing can make that one batch, but it is said once."""
+    with Scheduler(journal="off", window=0.05, poll_interval=0.01) as quick:
+        llm = batch_llm_model(quick)
+        parallel = RunnableParallel(a=PROMPT | llm, b=PROMPT | llm)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            answers = parallel.batch(inputs(24), {"max_concurrency": 4})
+    assert len(answers) == 24
+    said = [w for w in caught if issubclass(w.category, BatchLLMWarning)]
+    assert len(said) == 1
+    assert "langchain_batch_llm.batch(runnable, inputs)" in str(said[0].message)
