@@ -155,6 +155,9 @@ class Scheduler:
         if from_env is not None:
             self.events.add(from_env)
         self._clock = clock or time.monotonic
+        self._sleep = sleep
+        # Window timers running on the loop (cancelled at close).
+        self._timers: set[asyncio.Task[None]] = set()
         self._loop = LoopThread()
         # Batches this process follows, and the lock that guards them with the queues.
         self._inflight = InFlight()
@@ -496,7 +499,7 @@ class Scheduler:
         if not queue.fits(prepared):
             ready.append(self._cut(queue))
         if arm:
-            queue.joined = time.monotonic()
+            queue.joined = self._clock()
         if not queue.lines:
             queue.generation += 1
             if arm:
@@ -575,12 +578,14 @@ class Scheduler:
                 add_waiters(batch.pending, prepared.custom_id, future)
 
     def _arm_window(self, queue: Queue, generation: int, delay: float | None = None) -> None:
-        asyncio.get_running_loop().call_later(
-            self.config.window if delay is None else delay,
-            self._window_passed,
-            queue,
-            generation,
-        )
+        # A task on the injected sleep, not a loop timer: a test's fake time drives windows too.
+        async def wait() -> None:
+            await self._sleep(self.config.window if delay is None else delay)
+            self._window_passed(queue, generation)
+
+        task = asyncio.get_running_loop().create_task(wait())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
     def _window_passed(self, queue: Queue, generation: int) -> None:
         # The window is quiet time: a queue of single calls goes once none has joined it for a
@@ -592,7 +597,7 @@ class Scheduler:
             if queue.generation != generation or not queue.lines:
                 return
             due = min(queue.joined + window, queue.opened + window * _WINDOW_CAP)
-            wait = due - time.monotonic()
+            wait = due - self._clock()
             if wait <= 0:
                 batch = self._cut(queue)
         if wait > 0:
@@ -680,6 +685,8 @@ class Scheduler:
             self._loop.run(asyncio.sleep(0)).result(timeout)
         self._runner.unsent(queued)
         if self._loop.started:
+            for timer in list(self._timers):
+                self._loop.call_soon(timer.cancel)
             try:
                 report = self._loop.run(self._runner.shutdown(cancel)).result(timeout)
             except Exception as exc:  # a stuck shutdown must not stop interpreter exit

@@ -35,7 +35,8 @@ def test_fan_out_becomes_one_batch_and_answers_match_each_caller(
 def test_ten_thousand_concurrent_single_calls_share_one_batch(
     openai_provider: OpenAIProvider, emulator: Emulator
 ) -> None:
-    with Scheduler(window=3.0, poll_interval=0.05, poll_max=0.2) as sched:
+    # The window is quiet time: 0.5 s without a new call, however long the 10,000 take.
+    with Scheduler(window=0.5, poll_interval=0.05, poll_max=0.2) as sched:
 
         async def ask(i: int) -> Any:
             (result,) = await batch_llm.gather(
