@@ -401,3 +401,30 @@ def test_a_plain_sync_batch_of_a_parallel_chain_warns_once(lc_env: Emulator) -> 
     said = [w for w in caught if issubclass(w.category, BatchLLMWarning)]
     assert len(said) == 1
     assert "langchain_batch_llm.batch(runnable, inputs)" in str(said[0].message)
+
+
+def test_the_entry_point_keeps_callbacks_per_input_and_failures_in_place(
+    lc_env: Emulator, patient: Scheduler
+) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Runs(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.tags: list[list[str]] = []
+
+        def on_chain_start(self, serialized: Any, inputs: Any, **kwargs: Any) -> None:
+            if kwargs.get("parent_run_id") is None:
+                self.tags.append(list(kwargs.get("tags") or []))
+
+    runs = Runs()
+    chain = PROMPT | batch_llm_model(patient) | StrOutputParser()
+    values: list[dict[str, Any]] = [{"n": i} for i in range(6)]
+    values[3] = {"n": "[[emulator:error 400 this one is refused]]"}
+    configs: list[Any] = [{"callbacks": [runs], "tags": [f"input-{i}"]} for i in range(6)]
+    answers = langchain_batch_llm.batch(chain, values, configs, return_exceptions=True)
+    assert isinstance(answers[3], Exception) and "refused" in str(answers[3])
+    assert all(isinstance(a, str) for i, a in enumerate(answers) if i != 3)
+    assert sorted(t for tags in runs.tags for t in tags) == [f"input-{i}" for i in range(6)]
+    assert lc_env.stats.batches_created == 1
+    with pytest.raises(Exception, match="refused"):
+        langchain_batch_llm.batch(chain, values)
