@@ -16,6 +16,7 @@ __all__ = [
     "BatchLLMError",
     "DryRunError",
     "InvalidRequestError",
+    "JournalError",
     "MalformedResultError",
     "MissingResultError",
     "RequestTooLargeError",
@@ -43,6 +44,13 @@ class UnsupportedEndpointError(InvalidRequestError):
 
 class RequestTooLargeError(InvalidRequestError):
     """A single request is larger than a whole batch may be."""
+
+
+class JournalError(BatchLLMError):
+    """The journal cannot do what keeps work from being lost or paid for twice: it is
+    damaged, unreachable, or a write to it failed. The message names the journal (without
+    credentials) and says what to do; a request that gets it was not submitted, or its answer
+    is still at the provider for a later run to fetch."""
 
 
 class SchedulerClosedError(BatchLLMError, RuntimeError):
