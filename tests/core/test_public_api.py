@@ -25,6 +25,7 @@ def test_core_public_names_are_pinned() -> None:
             "FakeProvider",
             "GeminiProvider",
             "InvalidRequestError",
+            "JournalError",
             "JsonlEvents",
             "MalformedResultError",
             "MissingResultError",
