@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._errors import JournalError
 from ._journal import Journal, LeaseLostError, NullJournal
 from ._redact import redact
 
@@ -110,17 +111,20 @@ class JournalWriter:
         """Log a failed journal write once per cause (later ones with the same cause are
         counted, and their number given when the journal closes)."""
         self.failures += 1
-        cause = f"{type(exc).__name__}: {redact(str(exc))}"
+        # A JournalError names the journal already; another error is named by its type.
+        text = redact(str(exc))
+        if not isinstance(exc, JournalError):
+            text = f"{type(exc).__name__}: {text} (the journal at {self.journal.describe()})"
+        cause = text
         with self._lock:
             new = cause not in self._causes and len(self._causes) < _CAUSES_LOGGED
             if new:
                 self._causes.add(cause)
         if new:
             logger.error(
-                "a journal write (%s) to %s failed: %s; what it would have recorded is not "
-                "in the journal",
+                "a journal write (%s) failed: %s; what it would have recorded is not in the "
+                "journal",
                 what,
-                self.journal.describe(),
                 cause,
             )
 

@@ -20,12 +20,15 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LEASE", "Leases", "dead_here", "new_owner"]
+__all__ = ["DEFAULT_LEASE", "Leases", "dead_here", "new_owner", "retire"]
 
 #: Seconds a claim holds unless its owner renews it.
 DEFAULT_LEASE = 30.0
 
 _HOST = socket.gethostname()
+# Owners of this process whose schedulers have closed: gone, even if letting go of their
+# claims failed (a full disk), so a later scheduler of this process takes those over at once.
+_retired: set[str] = set()
 
 
 def new_owner() -> str:
@@ -34,9 +37,17 @@ def new_owner() -> str:
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def retire(owner: str) -> None:
+    """``owner``'s scheduler has closed: it works on nothing any more."""
+    _retired.add(owner)
+
+
 def dead_here(owner: str) -> bool:
-    """True if ``owner`` ran on this host in a process that is gone (a crash, ``kill -9``).
-    A process alive under the same id (a pid reused) counts as alive: the lease decides."""
+    """True if ``owner`` ran on this host in a process that is gone (a crash, ``kill -9``),
+    or in this process by a scheduler that has closed. A process alive under the same id (a
+    pid reused) counts as alive: the lease decides."""
+    if owner in _retired:
+        return True
     parts = owner.split(":")
     if len(parts) < 3:
         return False

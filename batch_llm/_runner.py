@@ -54,7 +54,7 @@ from ._futures import RequestFuture
 from ._inflight import InFlight
 from ._journal import Intent, LeaseLostError, NullJournal
 from ._journal_io import JournalWriter
-from ._lease import Leases, dead_here, new_owner
+from ._lease import Leases, dead_here, new_owner, retire
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
 from ._waiters import Waiters, add_waiters, each, fail_all, leftover_error, settle
@@ -488,7 +488,9 @@ class BatchRunner:
 
     # -- following to the end -----------------------------------------------------------------
 
-    async def _follow(self, batch: Batch, status: BatchStatus) -> None:
+    async def _follow(self, batch: Batch, status: BatchStatus, *, keep: bool = True) -> None:
+        """Poll the batch to its end and answer its callers (``keep``: its results go to
+        the journal too)."""
         ended = await self._wait_until_ended(batch, status)
         if ended is None:
             return
@@ -497,7 +499,7 @@ class BatchRunner:
         if ended.outcome == "failed":
             self._handle_rejected(batch, ended)
         else:
-            await self._collect(batch, ended)
+            await self._collect(batch, ended, keep=keep)
             self._settle_unanswered(batch, ended)
         # Only now, with every caller answered (or sent on), is the batch over for the user.
         self._report_end(batch, ended.outcome or "completed", reason=ended.reason)
@@ -534,11 +536,12 @@ class BatchRunner:
                 self._emit("batch_progress", record)
         return status
 
-    async def _collect(self, batch: Batch, status: BatchStatus) -> None:
+    async def _collect(self, batch: Batch, status: BatchStatus, *, keep: bool = True) -> None:
         """Stream the results to their callers, keeping the raw bytes in the journal."""
         provider, pending = batch.provider, batch.pending
         endpoint = status.endpoint or batch.intent.endpoint
-        store = self.writer.results(batch.intent_id, self.owner) if self._shared else None
+        keep = keep and self._shared
+        store = self.writer.results(batch.intent_id, self.owner) if keep else None
 
         async def read() -> None:
             if store is not None:
@@ -754,7 +757,19 @@ class BatchRunner:
             if intent.dropped or (intent.outcome == "failed" and not intent.results_stored):
                 self._ask_again(batch, f"it ended without answers ({intent.status})")
                 return
-            mine = await self._acquire(intent) if self._shared else intent
+            try:
+                mine = await self._acquire(intent) if self._shared else intent
+            except JournalError as exc:
+                # The journal cannot be written (a full disk...): these callers still get
+                # their answers, from the provider, with nothing stored.
+                logger.warning(
+                    "cannot take batch %s over in the journal (%s); reading it from the "
+                    "provider without storing its results",
+                    intent.batch_id or intent.intent_id,
+                    exc,
+                )
+                await self._take_over(batch, refetch=False, keep=False)
+                return
             if mine is not None:
                 batch.intent = mine
                 self._own(mine.intent_id)
@@ -791,9 +806,10 @@ class BatchRunner:
         }
         self._emit("batch_progress", record)
 
-    async def _take_over(self, batch: Batch, *, refetch: bool) -> None:
+    async def _take_over(self, batch: Batch, *, refetch: bool, keep: bool = True) -> None:
         """This runner owns the intent now: follow its batch from where it got to (with
-        ``refetch``, its stored results were damaged: the provider's are read again)."""
+        ``refetch``, its stored results were damaged: the provider's are read again; without
+        ``keep``, the journal cannot be written, and nothing is stored)."""
         intent, record, provider = batch.intent, batch.record, batch.provider
         if refetch:
             logger.warning(
@@ -837,7 +853,7 @@ class BatchRunner:
         for waiting in batch.pending.values():
             for future in each(waiting):
                 future.batch_id = status.batch_id
-        await self._follow(batch, status)
+        await self._follow(batch, status, keep=keep)
 
     async def _replay(self, batch: Batch) -> bool:
         """Answer the batch's callers from the results stored in the journal; False (having
@@ -973,6 +989,7 @@ class BatchRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._shared:
             self._owned.clear()
+            retire(self.owner)
             self.writer.soon(self.journal.release, self.owner, None)
         providers = {b.provider for b in running} | {b.provider for b in self.inflight.batches()}
         for provider in providers:

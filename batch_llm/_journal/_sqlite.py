@@ -5,10 +5,10 @@ for the writer; writes take the file's write lock up front (``BEGIN IMMEDIATE``)
 ``timeout`` for it, so processes sharing the file queue up instead of failing with "database is
 locked". The file is mode 0600 in folders created 0700: it names batches and keeps answers.
 
-A damaged file is found when it is opened, before anything is sent: the tables that decide
-what to submit (intents and requests, with their indexes) are checked page by page
-(``PRAGMA quick_check``), about 0.2 s per million requests on record. Damage in the stored
-results is found when they are read, and those results are fetched again.
+A damaged file is found when it is opened, before anything is sent: its pages are checked
+(``PRAGMA quick_check``: 0.3 s for a 320 MB journal holding a million requests and 200 MB of
+results). Damage inside stored result bytes, which no page check sees, fails their CRC when
+they are read, and those results are fetched from the provider again.
 """
 
 from __future__ import annotations
@@ -159,15 +159,9 @@ class SQLiteDatabase:
         )
 
     def _check_intact(self) -> None:
-        for table in ("intents", "requests"):
-            exists = self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-            ).fetchone()
-            if exists is None:
-                continue
-            problems = [str(row[0]) for row in self._db.execute(f"PRAGMA quick_check({table})")]
-            if problems != ["ok"]:
-                raise self.damaged("; ".join(problems[:3]))
+        problems = [str(row[0]) for row in self._db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise self.damaged("; ".join(problems[:3]))
 
     def _add_columns(self) -> None:
         """Bring a journal written by an older version up to the current columns."""
