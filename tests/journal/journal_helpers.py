@@ -8,8 +8,12 @@ Where it cannot be reached, its tests skip with a message saying how to get one,
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,3 +81,40 @@ class Backend:
         """Run SQL on the journal's database behind its back; ``{intents}``-style names."""
         names = {t: self._table(t) for t in ("intents", "requests", "results")}
         self._sql(sql.format(**names), params)
+
+
+WORKER = Path(__file__).with_name("fleet_worker.py")
+
+
+class Worker:
+    """A ``fleet_worker.py`` process: ``SHARED`` questions every worker asks, ``OWN`` of its
+    own, through ``journal``; ``result()`` is what it printed last (its answers checked)."""
+
+    def __init__(
+        self, url: str, journal: str, shared: int, own: int, tag: int, lease: float | None = None
+    ) -> None:
+        args = [sys.executable, str(WORKER), url, journal, str(shared), str(own), str(tag)]
+        if lease is not None:
+            args.append(str(lease))
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.shared, self.own = shared, own
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def result(self, timeout: float = 300) -> dict[str, Any]:
+        out, err = self.process.communicate(timeout=timeout)
+        assert self.process.returncode == 0, err[-3000:]
+        self.stderr = err
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return result
+
+    def assert_answered(self, timeout: float = 300) -> dict[str, Any]:
+        """Every question answered, and answered right."""
+        result = self.result(timeout)
+        assert result["answers"] == self.shared + self.own
+        assert result["wrong"] == []
+        return result
