@@ -15,12 +15,17 @@ process is gone.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LEASE", "Leases", "dead_here", "new_owner", "retire"]
+__all__ = ["DEFAULT_LEASE", "Heartbeat", "Leases", "dead_here", "new_owner", "retire"]
+
+logger = logging.getLogger("batch_llm")
 
 #: Seconds a claim holds unless its owner renews it.
 DEFAULT_LEASE = 30.0
@@ -85,3 +90,39 @@ class Leases:
     def renew_every(self) -> float:
         """Seconds between renewals: three chances before the lease lapses."""
         return self.length / 3
+
+
+class Heartbeat:
+    """Renews an owner's leases every ``every`` seconds from a thread of its own, not from the
+    scheduler's loop: a loop kept busy (encoding a 20,000-line batch, a long pause) must not
+    let a live owner's leases lapse. ``held`` gets the intent ids the owner still holds after
+    each renewal (an intent missing from it was taken over while this owner stalled).
+    """
+
+    def __init__(
+        self,
+        renew: Callable[[], Sequence[str]],
+        every: float,
+        held: Callable[[Sequence[str]], object],
+    ) -> None:
+        self._renew = renew
+        self._every = every
+        self._held = held
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="batch-llm-lease", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                held = self._renew()
+            except Exception as exc:  # the next beat tries again; fenced writes stay safe
+                logger.warning("renewing this scheduler's claims in the journal failed: %s", exc)
+                continue
+            self._held(held)
+
+    def stop(self) -> None:
+        """Stop renewing (the owner lets its claims go, or they lapse)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(self._every + 5)

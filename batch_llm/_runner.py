@@ -36,7 +36,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 from ._batch import Batch, BatchRecord
@@ -54,7 +54,7 @@ from ._futures import RequestFuture
 from ._inflight import InFlight
 from ._journal import Intent, LeaseLostError, NullJournal
 from ._journal_io import JournalWriter
-from ._lease import Leases, dead_here, new_owner, retire
+from ._lease import Heartbeat, Leases, dead_here, new_owner, retire
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
 from ._waiters import Waiters, add_waiters, each, fail_all, leftover_error, settle
@@ -209,7 +209,10 @@ class BatchRunner:
         self._shared = not isinstance(self.journal, NullJournal)
         # Intents this runner owns (claimed or taken over), whose leases it renews.
         self._owned: set[str] = set()
-        self._heartbeat: asyncio.Task[None] | None = None
+        # Intents this runner owned until another scheduler took them over (it had stalled
+        # for a whole lease): their batches are followed through the journal from then on.
+        self._lost: set[str] = set()
+        self._heartbeat: Heartbeat | None = None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -261,29 +264,34 @@ class BatchRunner:
         if not self._shared:
             return
         self._owned.add(intent_id)
-        if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
-            self._tasks.add(self._heartbeat)
-            self._heartbeat.add_done_callback(self._tasks.discard)
+        self._lost.discard(intent_id)
+        if self._heartbeat is None:
+            loop = asyncio.get_running_loop()
+            journal, owner, length = self.journal, self.owner, self.leases.length
+            self._heartbeat = Heartbeat(
+                lambda: journal.renew(owner, length),
+                self.leases.renew_every,
+                lambda held: loop.call_soon_threadsafe(self._still_held, held),
+            )
+
+    def _still_held(self, held: Sequence[str]) -> None:
+        """After a renewal: intents this runner works on that it no longer holds were taken
+        over; their batches stop being polled here."""
+        lost = self._owned.difference(held)
+        if lost:
+            logger.warning(
+                "another scheduler took over %d batch(es) this one was following (it had "
+                "stalled for a whole lease); following them through the journal instead",
+                len(lost),
+            )
+            self._owned -= lost
+            self._lost |= lost
 
     def _disown(self, intent_id: str) -> None:
         """Stop working on the intent, and say so, so that another can take it over at once."""
         if intent_id in self._owned:
             self._owned.discard(intent_id)
             self.writer.soon(self.journal.release, self.owner, [intent_id])
-
-    async def _beat(self) -> None:
-        """Renew this runner's leases while it owns anything."""
-        while self._owned:
-            # Real time, not the injected sleep: leases run on the journal's clock (the
-            # database server's), which no test clock moves.
-            await asyncio.sleep(self.leases.renew_every)
-            if not self._owned:
-                return
-            try:
-                await self.writer.call(self.journal.renew, self.owner, self.leases.length)
-            except Exception as exc:  # the next beat tries again; fenced writes stay safe
-                logger.warning("renewing this scheduler's claims in the journal failed: %s", exc)
 
     async def _acquire(self, intent: Intent) -> Intent | None:
         """Take the intent over if nobody else holds it (an owner whose process is gone from
@@ -493,6 +501,8 @@ class BatchRunner:
         the journal too)."""
         ended = await self._wait_until_ended(batch, status)
         if ended is None:
+            if batch.intent_id in self._lost:  # taken over: its new owner polls it now
+                await self._follow_journal(batch)
             return
         batch.status = ended
         self._record_status(batch.intent_id, ended, ended.outcome)
@@ -514,6 +524,8 @@ class BatchRunner:
             if due is not None:
                 delay = min(delay, max(0.0, due - self._clock()))
             await self._sleep(delay)
+            if batch.intent_id in self._lost:
+                return None
             if due is not None and self._clock() >= due:
                 self._escalate_overdue(batch)
                 if not batch.pending:
@@ -987,6 +999,8 @@ class BatchRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         if self._shared:
             self._owned.clear()
             retire(self.owner)

@@ -139,8 +139,8 @@ class Journal(abc.ABC):
         Returns the intent as it is now, or None if someone else holds it."""
 
     @abc.abstractmethod
-    def renew(self, owner: str, lease: float) -> int:
-        """Extend the lease of every intent ``owner`` holds; returns how many it holds."""
+    def renew(self, owner: str, lease: float) -> list[str]:
+        """Extend the lease of every intent ``owner`` holds; returns their ids."""
 
     @abc.abstractmethod
     def release(self, owner: str, intent_ids: Sequence[str] | None = None) -> None:
@@ -243,8 +243,8 @@ class NullJournal(Journal):
     ) -> Intent | None:
         return None
 
-    def renew(self, owner: str, lease: float) -> int:
-        return 0
+    def renew(self, owner: str, lease: float) -> list[str]:
+        return []
 
     def release(self, owner: str, intent_ids: Sequence[str] | None = None) -> None:
         pass

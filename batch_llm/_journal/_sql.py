@@ -207,14 +207,14 @@ class SQLJournal(Journal):
 
         return self._db.run(work)
 
-    def renew(self, owner: str, lease: float) -> int:
-        return self._db.run(
-            lambda tx: (
-                tx.execute(
-                    "UPDATE {intents} SET lease_until = {now} + ? WHERE owner = ?", (lease, owner)
-                ).rowcount
-            )
+    def renew(self, owner: str, lease: float) -> list[str]:
+        rows = self._db.run(
+            lambda tx: tx.execute(
+                "UPDATE {intents} SET lease_until = {now} + ? WHERE owner = ? RETURNING intent_id",
+                (lease, owner),
+            ).fetchall()
         )
+        return [str(row[0]) for row in rows]
 
     def release(self, owner: str, intent_ids: Sequence[str] | None = None) -> None:
         sql = "UPDATE {intents} SET owner = NULL, lease_until = NULL WHERE owner = ?"
