@@ -17,6 +17,7 @@ import os
 import shlex
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -131,12 +132,7 @@ class SQLiteDatabase:
             self.path, timeout=timeout, check_same_thread=False, isolation_level=None
         )
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._check_intact()
-            self._db.executescript(_SCHEMA)
-            self._add_columns()
-            self._db.executescript(_ADDED_INDEXES)
+            self._set_up(timeout)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             if isinstance(exc, sqlite3.OperationalError) and not _is_damage(exc):
@@ -146,6 +142,30 @@ class SQLiteDatabase:
 
     def describe(self) -> str:
         return str(self.path)
+
+    def _set_up(self, timeout: float) -> None:
+        """WAL mode, a check of every page, the tables. Processes opening a new journal
+        together may find it locked where SQLite does not wait (switching to WAL takes the
+        file whole): they try again, for up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._check_intact()
+                self._db.executescript(_SCHEMA)
+                self._add_columns()
+                self._db.executescript(_ADDED_INDEXES)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     def damaged(self, cause: BaseException | str) -> JournalError:
         """The error that says the file is damaged and how to start a new one."""
