@@ -176,6 +176,9 @@ class PostgresDatabase:
             },
         )
         try:
+            # One plain connection first: a server that refuses, or a wrong password, is
+            # reported at once instead of after the pool's whole wait.
+            psycopg.connect(url, connect_timeout=max(1, round(connect_timeout))).close()
             self.pool.open(wait=True, timeout=connect_timeout)
         except Exception as exc:
             self.pool.close()
