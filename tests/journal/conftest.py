@@ -17,14 +17,15 @@ from batch_llm._journal import Journal, PostgresJournal, SQLiteJournal
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL whose tables land in a schema of this test's own, dropped after it."""
-    admin = admin_connection()
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE SCHEMA {schema}")
+    with admin_connection() as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
     try:
         yield with_schema(POSTGRES, schema)
     finally:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
+        # A connection of its own: the test may have restarted the server meanwhile.
+        with admin_connection() as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

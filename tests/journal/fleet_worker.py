@@ -4,21 +4,43 @@ python fleet_worker.py URL JOURNAL SHARED OWN TAG [LEASE]
 
 Asks ``SHARED`` questions every worker asks and ``OWN`` of its own (numbered from
 ``TAG * 1_000_000``) in one fan-out, checks every answer, and prints one JSON line:
-``{"answers": n, "wrong": [...], "digest": ...}`` (the digest covers the shared answers, so
-workers can be compared). It prints ``{"submitted": true}`` once its fan-out is queued.
+``{"answers": n, "wrong": [...], "digest": ..., "polls": {batch_id: n}}`` (the digest covers
+the shared answers, so workers can be compared; ``polls`` counts this worker's polls of each
+batch, read from the HTTP client's log). It prints ``{"submitted": true}`` once its fan-out is
+queued.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
+import logging
 import os
+import re
 import sys
 
 import batch_llm
 
 
+class _CountPolls(logging.Handler):
+    """Counts ``GET .../batches/{id}`` requests in the HTTP client's log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls: collections.Counter[str] = collections.Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = re.search(r"GET \S+/batches/([\w-]+) ", record.getMessage())
+        if found:
+            self.polls[found[1]] += 1
+
+
 def main() -> None:
+    counter = _CountPolls()
+    http_log = logging.getLogger("httpx")
+    http_log.addHandler(counter)
+    http_log.setLevel(logging.INFO)
     url, journal, shared, own, tag = sys.argv[1:6]
     lease = float(sys.argv[6]) if len(sys.argv) > 6 else None
     numbers = list(range(int(shared))) + [int(tag) * 1_000_000 + i for i in range(int(own))]
@@ -41,7 +63,8 @@ def main() -> None:
     texts = [body["choices"][0]["message"]["content"] for body in answers]
     wrong = [n for n, text in zip(numbers, texts, strict=True) if text != str(n + 1)]
     digest = hashlib.sha256(json.dumps(answers[: int(shared)]).encode()).hexdigest()
-    print(json.dumps({"answers": len(texts), "wrong": wrong[:10], "digest": digest}), flush=True)
+    summary = {"answers": len(texts), "wrong": wrong[:10], "digest": digest}
+    print(json.dumps({**summary, "polls": dict(counter.polls)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -91,13 +91,21 @@ class Worker:
     own, through ``journal``; ``result()`` is what it printed last (its answers checked)."""
 
     def __init__(
-        self, url: str, journal: str, shared: int, own: int, tag: int, lease: float | None = None
+        self,
+        url: str,
+        journal: str,
+        shared: int,
+        own: int,
+        tag: int,
+        lease: float | None = None,
+        *,
+        env: dict[str, str] | None = None,
     ) -> None:
         args = [sys.executable, str(WORKER), url, journal, str(shared), str(own), str(tag)]
         if lease is not None:
             args.append(str(lease))
         self.process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         self.shared, self.own = shared, own
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -66,20 +67,16 @@ def test_two_schedulers_in_one_process_share_one_batch_and_one_download(
     emulator.knobs.processing_delay = 0.3
     path = tmp_path / "journal.sqlite3"
     bodies = [chat(i, temperature=0) for i in range(50)]
-    start = threading.Barrier(2)
+    start = threading.Barrier(2, timeout=30)
 
     def run(_: int) -> list[Any]:
         with Scheduler(journal=path, **FAST) as scheduler:
             start.wait()
             return batch_llm.wait(scheduler.submit_many(openai_provider, CHAT, bodies), timeout=60)
 
-    results: list[list[Any]] = []
-    threads = [threading.Thread(target=lambda n=n: results.append(run(n))) for n in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert len(results) == 2 and results[0] == results[1]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, range(2)))
+    assert results[0] == results[1]
     assert emulator.stats.batches_created == 1
     assert emulator.stats.calls_by_route["GET /v1/files/{id}/content"] == 1
     (batch,) = emulator.stats.batches
