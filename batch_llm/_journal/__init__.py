@@ -34,6 +34,7 @@ __all__ = [
     "SQLiteJournal",
     "default_journal_path",
     "is_journal_off",
+    "is_postgres_url",
     "open_journal",
 ]
 

