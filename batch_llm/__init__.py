@@ -33,6 +33,7 @@ from ._errors import (
 )
 from ._events import JsonlEvents
 from ._futures import RequestFuture
+from ._journal import PostgresJournal, SQLiteJournal
 from ._poll import PollPolicy
 from ._progress import track_progress
 from ._scheduler import BatchRecord, Scheduler
@@ -76,10 +77,12 @@ __all__ = [
     "OpenAIProvider",
     "PlannedBatch",
     "PollPolicy",
+    "PostgresJournal",
     "PriceTable",
     "Provider",
     "RequestFuture",
     "RequestTooLargeError",
+    "SQLiteJournal",
     "Scheduler",
     "SchedulerClosedError",
     "UnknownProviderError",

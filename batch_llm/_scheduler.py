@@ -71,9 +71,12 @@ class Scheduler:
         poll_interval: the first poll interval (default ``BATCH_LLM_POLL_INTERVAL`` or 1 s).
         poll_max: the longest poll interval (default ``BATCH_LLM_POLL_MAX`` or 3600 s).
         poll_policy: a full ``PollPolicy``, instead of the two settings above.
-        journal: where submissions are recorded so a re-run resumes instead of paying again:
-            a path, a ``Journal``, or "off"; default ``BATCH_LLM_JOURNAL``, else a SQLite file
-            in the user's cache directory.
+        journal: where submissions are recorded so a re-run (or another process sharing it)
+            resumes instead of paying again: a path (SQLite), a ``postgresql://`` URL (a
+            fleet of workers), a ``Journal`` (``SQLiteJournal``, ``PostgresJournal``), or
+            "off"; default ``BATCH_LLM_JOURNAL``, else a SQLite file in the user's cache
+            directory. A damaged or unreachable journal raises ``JournalError`` here, before
+            anything is sent.
         dedupe: identical requests share one line (and one charge). ``"auto"`` (the default)
             shares only requests whose answer cannot differ: embeddings, and sampling at
             temperature 0; repeats of a sampled request stay separate samples.
