@@ -983,7 +983,8 @@ class BatchRunner:
             if batch.status is not None and batch.status.ended:
                 report["left_unread"].append(batch_id)  # nothing upstream left to cancel
                 continue
-            if cancel:
+            # Only a batch this runner owns is its to cancel: one it follows is another's.
+            if cancel and (not self._shared or batch.intent_id in self._owned):
                 try:
                     probe = batch.status or BatchStatus(batch_id, "in_progress", "unknown")
                     await self._call(

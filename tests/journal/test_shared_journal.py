@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import CHAT, chat, wait_for
 from journal_helpers import Worker
 
@@ -26,38 +27,28 @@ from batch_llm.emulator import Emulator
 FAST: dict[str, Any] = {"poll_interval": 0.02, "poll_max": 0.1, "progress": False}
 
 
-def test_the_same_script_in_two_processes_at_once_makes_one_batch(
-    emulator: Emulator, tmp_path: Path
+@pytest.mark.parametrize(
+    ("processes", "requests", "upload_delay"),
+    [(2, 300, 1.0), (4, 20_000, 0.5)],
+    ids=["the same script twice at once", "4 processes x 20,000"],
+)
+def test_processes_asking_the_same_requests_at_once_make_one_batch(
+    emulator: Emulator, tmp_path: Path, processes: int, requests: int, upload_delay: float
 ) -> None:
-    emulator.knobs.upload_delay = 1.0  # both have cut their batch before either has uploaded
+    # The upload is slow: every process has cut its batch before any has uploaded.
+    emulator.knobs.upload_delay = upload_delay
     journal = str(tmp_path / "journal.sqlite3")
-    workers = [Worker(emulator.openai_base_url, journal, 300, 0, tag) for tag in (1, 2)]
+    workers = [Worker(emulator.openai_base_url, journal, requests, 0, t) for t in range(processes)]
     digests = {w.assert_answered()["digest"] for w in workers}
     assert len(digests) == 1
-    assert emulator.stats.batches_created == 1
-    assert emulator.stats.lines_submitted == 300
-    assert emulator.stats.calls_by_route["POST /v1/files"] == 1
-    calls = emulator.stats.calls_by_route
-    again = Worker(emulator.openai_base_url, journal, 300, 0, 3).assert_answered()
+    stats = emulator.stats
+    assert (stats.batches_created, stats.lines_submitted) == (1, requests)
+    # One process uploaded and read the results; the others read the journal's copy.
+    assert stats.calls_by_route["POST /v1/files"] == 1
+    assert stats.calls_by_route["GET /v1/files/{id}/content"] == 1
+    again = Worker(emulator.openai_base_url, journal, requests, 0, 9).assert_answered()
     assert again["digest"] in digests
-    assert emulator.stats.calls_by_route == calls  # every answer from the journal
-
-
-def test_four_processes_of_20000_identical_requests_make_one_batch(
-    emulator: Emulator, tmp_path: Path
-) -> None:
-    emulator.knobs.upload_delay = 0.5
-    journal = str(tmp_path / "journal.sqlite3")
-    workers = [Worker(emulator.openai_base_url, journal, 20_000, 0, tag) for tag in range(4)]
-    digests = {w.assert_answered()["digest"] for w in workers}
-    assert len(digests) == 1
-    assert emulator.stats.batches_created == 1
-    assert emulator.stats.lines_submitted == 20_000
-    # One process read the results; the others read the journal's copy.
-    assert emulator.stats.calls_by_route["GET /v1/files/{id}/content"] == 1
-    calls = emulator.stats.calls_by_route
-    Worker(emulator.openai_base_url, journal, 20_000, 0, 9).assert_answered()
-    assert emulator.stats.calls_by_route == calls
+    assert emulator.stats.calls_by_route == stats.calls_by_route  # all from the journal
 
 
 def test_two_schedulers_in_one_process_share_one_batch_and_one_download(
@@ -107,3 +98,25 @@ def test_an_owner_killed_mid_batch_is_taken_over_at_once_by_those_waiting_for_it
     (taken,) = journal.intents()
     assert taken.results_stored and taken.owner is None
     journal.close()
+
+
+def test_closing_with_cancel_never_cancels_a_batch_another_scheduler_owns(
+    emulator: Emulator, openai_provider: OpenAIProvider, tmp_path: Path
+) -> None:
+    emulator.knobs.processing_delay = 1.0
+    path = tmp_path / "journal.sqlite3"
+    bodies = [chat(i, temperature=0) for i in range(20)]
+    with Scheduler(journal=path, **FAST) as owner:
+        answers = owner.submit_many(openai_provider, CHAT, bodies)
+        wait_for(lambda: owner.batches and owner.batches[0].batch_id)
+        follower = Scheduler(journal=path, **FAST)
+        waiting = follower.submit_many(openai_provider, CHAT, bodies)
+        wait_for(lambda: follower.batches and follower.batches[0].resumed)
+        report = follower.close(cancel=True)
+        assert report["cancelled"] == [] and report["left_running"] == [owner.batches[0].batch_id]
+        assert all(isinstance(f.exception(), batch_llm.SchedulerClosedError) for f in waiting)
+        results = batch_llm.wait(answers, timeout=60)
+    assert [r["choices"][0]["message"]["content"] for r in results] == [
+        str(i + 1) for i in range(20)
+    ]
+    assert [b["status"] for b in emulator.stats.batches] == ["completed"]
