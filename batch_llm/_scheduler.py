@@ -663,24 +663,9 @@ class Scheduler:
                 logger.warning("closing the scheduler: %s", exc)
         self._loop.stop()
         self._writer.close()
-        if report["cancelled"]:
-            logger.warning(
-                "scheduler closed; cancelled batches upstream: %s", ", ".join(report["cancelled"])
-            )
-        if report["left_running"]:
-            logger.warning(
-                "scheduler closed with %d batch(es) still running upstream: %s; they were left "
-                "running, and a later run with the same journal picks them up",
-                len(report["left_running"]),
-                ", ".join(report["left_running"]),
-            )
-        if report["left_unread"]:
-            logger.warning(
-                "scheduler closed while reading the results of %d batch(es) that ended "
-                "upstream: %s; a later run with the same journal reads them",
-                len(report["left_unread"]),
-                ", ".join(report["left_unread"]),
-            )
+        for key, message in _CLOSING_MESSAGES.items():
+            if report.get(key):
+                logger.warning(message, len(report[key]), ", ".join(report[key]))
         return report
 
     def __enter__(self) -> Scheduler:
@@ -688,6 +673,20 @@ class Scheduler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# What ``close`` logs of each kind of batch it leaves (how many, and their ids).
+_CLOSING_MESSAGES = {
+    "cancelled": "scheduler closed; cancelled batches upstream (%d): %s",
+    "left_running": (
+        "scheduler closed with %d batch(es) still running upstream: %s; they were left "
+        "running, and a later run with the same journal picks them up"
+    ),
+    "left_unread": (
+        "scheduler closed while reading the results of %d batch(es) that ended upstream: %s; "
+        "a later run with the same journal reads them"
+    ),
+}
 
 
 def _leases(length: float, poll: PollPolicy) -> Leases:
