@@ -769,8 +769,12 @@ class BatchRunner:
             if intent.dropped or (intent.outcome == "failed" and not intent.results_stored):
                 self._ask_again(batch, f"it ended without answers ({intent.status})")
                 return
+            if not self._shared or intent.intent_id in self._owned:
+                # Held, and seen as it is now (stored meanwhile, it was replayed above).
+                await self._take_over(batch, refetch=not usable)
+                return
             try:
-                mine = await self._acquire(intent) if self._shared else intent
+                mine = await self._acquire(intent)
             except JournalError as exc:
                 # The journal cannot be written (a full disk...): these callers still get
                 # their answers, from the provider, with nothing stored.
@@ -783,10 +787,10 @@ class BatchRunner:
                 await self._take_over(batch, refetch=False, keep=False)
                 return
             if mine is not None:
-                batch.intent = mine
+                # Its owner may have just stored the results and let it go: look again.
+                intent = batch.intent = mine
                 self._own(mine.intent_id)
-                await self._take_over(batch, refetch=not usable)
-                return
+                continue
             self._escalate_overdue(batch)
             if not batch.pending:
                 return

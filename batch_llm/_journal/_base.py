@@ -136,7 +136,8 @@ class Journal(abc.ABC):
     ) -> Intent | None:
         """Become the intent's owner for ``lease`` seconds if nobody else holds it (no owner,
         a lapsed lease, ``owner`` itself, or ``steal_from``: an owner known to be dead).
-        Returns the intent as it is now, or None if someone else holds it."""
+        Returns the intent as it is now, or None if someone else holds it or it was dropped
+        (abandoned: its requests may be another intent's by now)."""
 
     @abc.abstractmethod
     def renew(self, owner: str, lease: float) -> list[str]:

@@ -204,7 +204,8 @@ class SQLJournal(Journal):
             row = tx.execute(
                 "UPDATE {intents} SET owner = ?, lease_until = {now} + ?, updated_at = ? "
                 "WHERE intent_id = ? AND (owner IS NULL OR owner = ? OR owner = ? "
-                f"OR lease_until < {{now}}) RETURNING {_SELECT}",
+                "OR lease_until < {now}) AND status NOT IN ('submit_failed', 'abandoned') "
+                f"RETURNING {_SELECT}",
                 (owner, lease, time.time(), intent_id, owner, steal_from or owner),
             ).fetchone()
             return None if row is None else _intent(row)

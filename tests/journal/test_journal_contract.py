@@ -160,6 +160,8 @@ def test_abandoning_lets_go_of_every_request_for_a_fresh_claim(journal: Journal)
     assert gone is not None and gone.dropped and gone.outcome == "failed" and gone.owner is None
     assert journal.lookup(PROVIDER, ["a", "b"]) == {}
     assert journal.claim(intent("again"), ["a", "b"], lease=30) == {}
+    # Nobody may take it over now: creating its batch would pay for "again"'s requests twice.
+    assert journal.acquire("failed", "me", lease=30) is None
 
 
 def test_forgetting_requests_lets_go_of_those_only_and_only_for_that_intent(
