@@ -57,7 +57,9 @@ class JournalWriter:
         #: Writes nobody waited on that failed (each logged, or counted once causes repeat).
         self.failures = 0
 
-    def _submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> concurrent.futures.Future[T]:
+    def submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> concurrent.futures.Future[T]:
+        """Queue a journal call behind every other; its future completes on the journal's
+        thread."""
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._lock:
             if self._closed:
@@ -90,7 +92,7 @@ class JournalWriter:
         """Run a journal call in order with every other, and wait for it."""
         if self._inline:
             return fn(*args)
-        return await asyncio.wrap_future(self._submit(fn, args))
+        return await asyncio.wrap_future(self.submit(fn, args))
 
     def soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """A journal write nobody waits on (still in order with every other journal call); a
@@ -98,7 +100,7 @@ class JournalWriter:
         if self._inline:
             return
         what = getattr(fn, "__name__", "write")
-        self._submit(fn, args).add_done_callback(lambda done: self._check(done, what))
+        self.submit(fn, args).add_done_callback(lambda done: self._check(done, what))
 
     def _check(self, done: concurrent.futures.Future[Any], what: str) -> None:
         if done.cancelled():
@@ -187,7 +189,7 @@ class ResultStore:
         self._nbytes += size
         self._crc = zlib.crc32(chunk, self._crc)
         self._queued += size
-        job = self._writer._submit(
+        job = self._writer.submit(
             self._journal.append_results, (self.intent_id, self.owner, seq, stream, chunk)
         )
         self._pending.append(job)

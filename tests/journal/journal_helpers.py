@@ -28,7 +28,7 @@ _HOW = (
 _unreachable: list[str] = []  # why PostgreSQL cannot be reached, once known
 
 
-def _required() -> bool:
+def postgres_required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("BATCH_LLM_REQUIRE_POSTGRES") == "1"
 
 
@@ -45,7 +45,7 @@ def admin_connection() -> Any:
         except psycopg.OperationalError as exc:
             _unreachable.append(f"{POSTGRES} cannot be reached ({' '.join(str(exc).split())})")
     message = f"PostgreSQL tests need a server: {_unreachable[0]}; {_HOW}"
-    if _required():
+    if postgres_required():
         pytest.fail(message)
     pytest.skip(message)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from helpers import wait_for
-from journal_helpers import POSTGRES, Worker, admin_connection
+from journal_helpers import POSTGRES, Worker, admin_connection, postgres_required
 
 from batch_llm._journal import Intent, PostgresJournal
 from batch_llm.emulator import Emulator
@@ -94,7 +94,10 @@ def test_a_worker_killed_mid_batch_is_taken_over_once_its_lease_lapses(
 def _cluster() -> list[str]:
     versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
     if not versions or not POSTGRES.startswith("postgresql://postgres@127.0.0.1:5432/"):
-        pytest.skip("restarting needs the local cluster (pg_ctlcluster) as the test server")
+        message = "restarting needs the local cluster (pg_ctlcluster) as the test server"
+        if postgres_required():
+            pytest.fail(message)
+        pytest.skip(message)
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
 
 
