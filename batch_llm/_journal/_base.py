@@ -210,7 +210,9 @@ class Journal(abc.ABC):
 
     @abc.abstractmethod
     def lookup(self, provider_id: str, custom_ids: Sequence[str]) -> dict[str, Intent]:
-        """The submission holding each of these requests, where there is one."""
+        """The submission holding each of these requests, where there is one. A shortcut
+        made from callers' threads (the claim decides): where the journal cannot be reached
+        at once it raises ``JournalError`` at once instead of waiting for it."""
 
     @abc.abstractmethod
     def intents(self, *, limit: int = 100) -> list[Intent]:

@@ -235,13 +235,17 @@ class PostgresDatabase:
             rendered = self._sql[sql] = sql.format(**_TABLES).replace("?", "%s")
         return rendered
 
-    def run(self, work: Callable[[Transaction], T], *, write: bool = True) -> T:
+    def run(
+        self, work: Callable[[Transaction], T], *, write: bool = True, patient: bool = True
+    ) -> T:
         psycopg = self._psycopg
         deadline: float | None = None
         delay = _FIRST_BACKOFF
+        # An impatient call waits a second for a connection, and is not retried.
+        wait = None if patient else 1.0
         while True:
             try:
-                with self.pool.connection() as conn, conn.transaction():
+                with self.pool.connection(timeout=wait) as conn, conn.transaction():
                     result = work(_Tx(conn, self._render))
             except psycopg.OperationalError as exc:
                 # A dropped connection, a restarting server, a deadlock or serialization
@@ -249,6 +253,10 @@ class PostgresDatabase:
                 # happened and is harmless to run again). Run it again on a fresh connection.
                 now = time.monotonic()
                 deadline = deadline or now + self._retry_for
+                if not patient:
+                    raise JournalError(
+                        f"the journal at {self._public} cannot be reached: {_reason(exc)}"
+                    ) from None
                 if now >= deadline:
                     raise JournalError(
                         f"the journal at {self._public} stayed unreachable for "

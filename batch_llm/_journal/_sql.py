@@ -76,9 +76,12 @@ class Database(Protocol):
     def describe(self) -> str:
         """Where it is, without credentials."""
 
-    def run(self, work: Callable[[Transaction], T], *, write: bool = True) -> T:
+    def run(
+        self, work: Callable[[Transaction], T], *, write: bool = True, patient: bool = True
+    ) -> T:
         """Run ``work`` in one transaction, committed when it returns; transient failures
-        (a busy file, a dropped connection) re-run it whole, so ``work`` must be idempotent."""
+        (a busy file, a dropped connection) re-run it whole, so ``work`` must be idempotent.
+        Not ``patient``: a connection that cannot be had at once fails the call instead."""
 
     def select_ids(
         self, tx: Transaction, sql: str, before: Sequence[Any], ids: Sequence[str]
@@ -405,6 +408,9 @@ class SQLJournal(Journal):
                 custom_ids,
             ),
             write=False,
+            # Made from callers' threads, as a shortcut the claim backs up: never worth
+            # holding a caller through an outage for.
+            patient=False,
         )
         return _by_request(rows)
 

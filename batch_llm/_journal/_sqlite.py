@@ -208,7 +208,11 @@ class SQLiteDatabase:
             rendered = self._sql[sql] = sql.format(**_TABLES)
         return rendered
 
-    def run(self, work: Callable[[Transaction], T], *, write: bool = True) -> T:
+    def run(
+        self, work: Callable[[Transaction], T], *, write: bool = True, patient: bool = True
+    ) -> T:
+        # Impatience changes nothing here: a read never waits in WAL mode, and a write waits
+        # for the file's lock (the busy timeout) whatever the caller.
         with self._lock:
             db = self._db
             try:
