@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,24 +101,22 @@ def main() -> None:
         at = argv.index("--journal")
         os.environ[_POSTGRES] = argv[at + 1]  # the side processes inherit it
         del argv[at : at + 2]
+    sides: dict[str, Callable[[str, int], None]] = {"floor": floor_side, "project": project_side}
+    what, names = f"poll interval {POLL}s", {"project": "project", "floor": "floor"}
     if os.environ.get(_POSTGRES):
-        _harness.main(
-            __file__,
-            __doc__,
-            {"sqlite": project_side, "postgres": postgres_side},
-            lambda n: f"core benchmark: {n} chat requests, PostgreSQL journal against SQLite",
-            repeat=3,
-            project="postgres",
-            floor="sqlite",
-            argv=argv,
+        sides = {"sqlite": project_side, "postgres": postgres_side}
+        what, names = (
+            "PostgreSQL journal against SQLite",
+            {"project": "postgres", "floor": "sqlite"},
         )
-        return
     _harness.main(
         __file__,
         __doc__,
-        {"floor": floor_side, "project": project_side},
-        lambda n: f"core benchmark: {n} chat requests, poll interval {POLL}s",
+        sides,
+        lambda n: f"core benchmark: {n} chat requests, {what}",
         repeat=3,
+        argv=argv,
+        **names,
     )
 
 
