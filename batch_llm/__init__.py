@@ -24,6 +24,7 @@ from ._errors import (
     BatchLLMWarning,
     DryRunError,
     InvalidRequestError,
+    JournalError,
     MalformedResultError,
     MissingResultError,
     RequestTooLargeError,
@@ -33,6 +34,7 @@ from ._errors import (
 )
 from ._events import JsonlEvents
 from ._futures import RequestFuture
+from ._journal import PostgresJournal, SQLiteJournal
 from ._poll import PollPolicy
 from ._progress import track_progress
 from ._rounds import Round
@@ -71,17 +73,20 @@ __all__ = [
     "FakeProvider",
     "GeminiProvider",
     "InvalidRequestError",
+    "JournalError",
     "JsonlEvents",
     "MalformedResultError",
     "MissingResultError",
     "OpenAIProvider",
     "PlannedBatch",
     "PollPolicy",
+    "PostgresJournal",
     "PriceTable",
     "Provider",
     "RequestFuture",
     "RequestTooLargeError",
     "Round",
+    "SQLiteJournal",
     "Scheduler",
     "SchedulerClosedError",
     "UnknownProviderError",

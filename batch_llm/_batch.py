@@ -74,6 +74,7 @@ class Batch:
         "provider",
         "record",
         "status",
+        "stored",
     )
 
     def __init__(
@@ -100,6 +101,8 @@ class Batch:
         # Callers that asked for a line of this batch after its results were handed out.
         self.late: list[tuple[Prepared, Waiters]] = []
         self.status: BatchStatus | None = None
+        # Whether its results are in the journal, read whole (by this scheduler or another).
+        self.stored = False
         endpoint = lines[0].endpoint if lines else (intent.endpoint if intent else "")
         self.intent = intent or Intent(
             intent_id=uuid.uuid4().hex,

@@ -15,6 +15,7 @@ ProgressOption = bool | Callable[..., Any] | None
 _DEFAULT_WINDOW = 3.0
 _DEFAULT_POLL_INTERVAL = 1.0
 _DEFAULT_POLL_MAX = 3600.0
+_DEFAULT_LEASE = 30.0
 
 
 def _env_float(name: str, default: float) -> float:
@@ -51,6 +52,9 @@ class Config:
         poll_max: the longest poll interval in seconds (``BATCH_LLM_POLL_MAX``).
         journal: where the journal lives (``BATCH_LLM_JOURNAL``); reserved.
         dry_run: plan batches instead of submitting them (``BATCH_LLM_DRY_RUN=1``).
+        lease: seconds a scheduler's claim on a batch holds in a shared journal unless it
+            renews it (``BATCH_LLM_LEASE``): how long others wait before taking over the
+            batches of a scheduler that died.
         events: a JSON-lines file every scheduler writes its events to
             (``BATCH_LLM_EVENTS``).
     """
@@ -61,6 +65,7 @@ class Config:
     journal: str | None = None
     dry_run: bool = False
     events: str | None = None
+    lease: float = _DEFAULT_LEASE
 
     @classmethod
     def from_env(
@@ -71,6 +76,7 @@ class Config:
         poll_max: float | None = None,
         journal: str | None = None,
         dry_run: bool | None = None,
+        lease: float | None = None,
     ) -> Config:
         """Build a config where explicit arguments win over the environment."""
         return cls(
@@ -90,4 +96,5 @@ class Config:
             journal=journal if journal is not None else os.environ.get("BATCH_LLM_JOURNAL"),
             dry_run=dry_run if dry_run is not None else _env_bool("BATCH_LLM_DRY_RUN"),
             events=os.environ.get("BATCH_LLM_EVENTS") or None,
+            lease=lease if lease is not None else _env_float("BATCH_LLM_LEASE", _DEFAULT_LEASE),
         )

@@ -344,7 +344,7 @@ class DryRunPlanner:
 
     async def shutdown(self, cancel: bool) -> dict[str, list[str]]:
         """Nothing runs upstream."""
-        return {"cancelled": [], "left_running": []}
+        return {"cancelled": [], "left_running": [], "left_unread": []}
 
     def _plan(self, batch: Batch) -> None:
         plan = self.plan

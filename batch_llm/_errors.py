@@ -17,6 +17,7 @@ __all__ = [
     "BatchLLMWarning",
     "DryRunError",
     "InvalidRequestError",
+    "JournalError",
     "MalformedResultError",
     "MissingResultError",
     "RequestTooLargeError",
@@ -44,6 +45,13 @@ class UnsupportedEndpointError(InvalidRequestError):
 
 class RequestTooLargeError(InvalidRequestError):
     """A single request is larger than a whole batch may be."""
+
+
+class JournalError(BatchLLMError):
+    """The journal cannot do what keeps work from being lost or paid for twice: it is
+    damaged, unreachable, or a write to it failed. The message names the journal (without
+    credentials) and says what to do; a request that gets it was not submitted, or its answer
+    is still at the provider for a later run to fetch."""
 
 
 class SchedulerClosedError(BatchLLMError, RuntimeError):

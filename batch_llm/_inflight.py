@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from ._batch import Batch
 from ._journal import Intent
@@ -54,6 +55,16 @@ class InFlight:
         """Follow a batch picked up from the journal (its requests are not indexed: they
         joined it knowingly)."""
         self._batches[batch.intent_id] = batch
+
+    def release(self, batch: Batch, custom_ids: Iterable[str]) -> None:
+        """These requests left ``batch`` (another intent holds them): a later caller asking
+        for one looks for it anew."""
+        with self.lock:
+            provider_id, intent_id = batch.intent.provider_id, batch.intent_id
+            holding = self._holding
+            for custom_id in custom_ids:
+                if holding.get((provider_id, custom_id)) == intent_id:
+                    del holding[(provider_id, custom_id)]
 
     def untrack(self, batch: Batch) -> None:
         """Stop following ``batch``; requests it held are free to go elsewhere."""

@@ -3,23 +3,31 @@ and what to do when it ends badly. Nothing is lost (every caller gets an answer 
 nothing is paid for twice (every submission is journaled before and after it happens; runs that
 find it pick it up).
 
-- **submit**: the intent is written to the journal while the input uploads, and the batch is
-  created only once it is durable. A create that fails in a way that may have reached the
-  provider is reconciled through the provider's list API before it is tried again.
+- **claim**: before anything is sent, one journal transaction records the intent and takes the
+  requests no other intent holds; requests another one holds (another process's, or an earlier
+  run's) go to follow that one. The batch is created only for what was taken.
+- **submit**: the input uploads, and the batch is created only if this scheduler still owns the
+  intent. A create that fails in a way that may have reached the provider is reconciled through
+  the provider's list API before it is tried again.
 - **follow**: adaptive polling; transient failures retried with backoff; requests past their
   deadline are sent realtime (and a batch left with nobody waiting is cancelled).
-- **collect**: result streams are read once, kept raw in the journal, parsed as they arrive.
+- **collect**: result streams are read once, by the intent's owner, kept raw in the journal
+  (the reader held back while the journal is behind), parsed as they arrive; marked stored only
+  when every byte is in.
 - **ended badly**: a batch whose validation failed on some lines fails only those callers and
   sends the rest again; expired lines are sent again (a bounded number of times) or realtime;
   cancelled and missing lines get clear errors. Lines without an answer are forgotten by the
   journal, so a later run asks again instead of waiting on a dead batch.
-- **resume**: a journal entry found by a later run is followed from wherever it got to:
-  stored results are replayed, a running batch is polled, an intent without a batch id is
-  reconciled, and a batch the provider does not know is submitted afresh.
+- **resume**: a journal entry found by a later run, or by another process, is followed from
+  wherever it got to: stored results are replayed (a damaged copy is fetched again); an intent
+  another scheduler owns is followed through the journal, never the provider, until its
+  results are stored or its owner's lease lapses and this one takes it over; an intent nobody
+  owns is taken over: a running batch is polled, an intent without a batch id is reconciled,
+  and a batch the provider does not know is submitted afresh.
 
-The runner owns none of its parts: the scheduler builds it from the journal's writer, the retry
-and poll policies, its event hub, its usage meter, its index of batches in flight, and the one
-way back into its queues (``requeue``).
+The runner owns none of its parts: the scheduler builds it from the journal's writer, the retry,
+poll and lease policies, its event hub, its usage meter, its index of batches in flight, and its
+two ways back into the scheduler (``requeue`` and ``attach``).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Literal, Protocol, TypeVar
 
 from ._batch import Batch, BatchRecord
@@ -38,20 +46,22 @@ from ._errors import (
     BatchError,
     BatchExpiredError,
     BatchFailedError,
+    JournalError,
     SchedulerClosedError,
 )
 from ._events import EventHub, event_fields
 from ._futures import RequestFuture
 from ._inflight import InFlight
-from ._journal import NullJournal
+from ._journal import Intent, LeaseLostError, NullJournal
 from ._journal_io import JournalWriter
+from ._lease import Heartbeat, Leases, dead_here, new_owner, retire
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
 from ._waiters import Waiters, add_waiters, each, fail_all, leftover_error, settle
 from .providers import BatchStatus, Prepared, Provider
 from .providers._base import INTENT_KEY
 
-__all__ = ["BatchRunner", "ExpiryPolicy", "Requeue", "Runner", "batch_event"]
+__all__ = ["Attach", "BatchRunner", "ExpiryPolicy", "Requeue", "Runner", "batch_event"]
 
 logger = logging.getLogger("batch_llm")
 
@@ -73,6 +83,23 @@ class Requeue(Protocol):
         items: list[tuple[Prepared, Waiters]],
         metadata: dict[str, str] | None = None,
     ) -> None: ...
+
+
+class Attach(Protocol):
+    """How a runner hands lines another intent holds to its scheduler, to follow that one."""
+
+    def __call__(
+        self,
+        provider: Provider,
+        intent: Intent | None,
+        intent_id: str,
+        items: list[tuple[Prepared, Waiters]],
+        metadata: dict[str, str] | None = None,
+    ) -> None: ...
+
+
+class _Overtaken(Exception):
+    """Another scheduler took the intent over while this one was about to create its batch."""
 
 
 class Runner(Protocol):
@@ -130,7 +157,11 @@ class BatchRunner:
         meter: the scheduler's usage meter; each batch's answers are counted into it.
         inflight: the scheduler's index of batches in flight.
         requeue: hands lines back to the scheduler's queues (expired, rejected, abandoned).
+        attach: hands lines another intent holds to the scheduler, to follow that intent.
         retry, poll: how provider calls are retried and running batches polled.
+        leases: how long this runner's claims hold, and how often it reads the journal while
+            another owner works on a batch it waits for.
+        owner: this runner's owner id in the journal (a new one by default).
         metadata: key/values stamped on every batch (the scheduler's own).
         on_expiry, max_resubmits: what becomes of lines an expired batch did not reach.
         sleep, clock: injected so tests never really wait.
@@ -144,8 +175,11 @@ class BatchRunner:
         meter: UsageMeter,
         inflight: InFlight,
         requeue: Requeue,
+        attach: Attach | None = None,
         retry: RetryPolicy,
         poll: PollPolicy,
+        leases: Leases | None = None,
+        owner: str | None = None,
         metadata: dict[str, str] | None = None,
         on_expiry: ExpiryPolicy = "resubmit",
         max_resubmits: int = 2,
@@ -158,6 +192,7 @@ class BatchRunner:
         self.meter = meter
         self.inflight = inflight
         self.requeue = requeue
+        self.attach = attach or _no_attach
         self.retry = retry
         self.poll_policy = poll
         self.metadata = metadata or {}
@@ -168,6 +203,16 @@ class BatchRunner:
         self._sleep = sleep
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+        self.leases = leases or Leases()
+        self.owner = owner or new_owner()
+        # With no journal nobody else can want these batches: no claims, leases or followers.
+        self._shared = not isinstance(self.journal, NullJournal)
+        # Intents this runner owns (claimed or taken over), whose leases it renews.
+        self._owned: set[str] = set()
+        # Intents this runner owned until another scheduler took them over (it had stalled
+        # for a whole lease): their batches are followed through the journal from then on.
+        self._lost: set[str] = set()
+        self._heartbeat: Heartbeat | None = None
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -212,6 +257,57 @@ class BatchRunner:
         record.counts = counts
         return changed
 
+    # -- ownership ----------------------------------------------------------------------------
+
+    def _own(self, intent_id: str) -> None:
+        """This runner works on the intent now: its lease is renewed until it lets go."""
+        if not self._shared:
+            return
+        self._owned.add(intent_id)
+        self._lost.discard(intent_id)
+        if self._heartbeat is None:
+            loop = asyncio.get_running_loop()
+            journal, owner, length = self.journal, self.owner, self.leases.length
+            self._heartbeat = Heartbeat(
+                lambda: journal.renew(owner, length),
+                self.leases.renew_every,
+                lambda held: loop.call_soon_threadsafe(self._still_held, held),
+            )
+
+    def _still_held(self, held: Sequence[str]) -> None:
+        """After a renewal: intents this runner works on that it no longer holds were taken
+        over; their batches stop being polled here."""
+        lost = self._owned.difference(held)
+        if lost:
+            logger.warning(
+                "another scheduler took over %d batch(es) this one was following (it had "
+                "stalled for a whole lease); following them through the journal instead",
+                len(lost),
+            )
+            self._owned -= lost
+            self._lost |= lost
+
+    def _disown(self, intent_id: str) -> None:
+        """Stop working on the intent, and say so, so that another can take it over at once."""
+        if intent_id in self._owned:
+            self._owned.discard(intent_id)
+            self.writer.soon(self.journal.release, self.owner, [intent_id])
+
+    async def _acquire(self, intent: Intent) -> Intent | None:
+        """Take the intent over if nobody else holds it (an owner whose process is gone from
+        this machine, where the journal is a local file, holds nothing)."""
+        owner = intent.owner
+        steal = owner if self.journal.local and owner and dead_here(owner) else None
+        return await self.writer.call(
+            functools.partial(
+                self.journal.acquire,
+                intent.intent_id,
+                self.owner,
+                self.leases.length,
+                steal_from=steal,
+            )
+        )
+
     # -- a fresh batch ------------------------------------------------------------------------
 
     def launch(self, batch: Batch) -> None:
@@ -254,11 +350,16 @@ class BatchRunner:
         try:
             await work
         except asyncio.CancelledError:
-            where = (
-                f"batch {batch.record.batch_id} was left running upstream"
-                if batch.record.batch_id
-                else "its batch was being submitted"
-            )
+            batch_id = batch.record.batch_id
+            if batch.status is not None and batch.status.ended:
+                where = (
+                    f"the results of batch {batch_id}, which has ended upstream, were being "
+                    "read; a later run with the same journal reads them"
+                )
+            elif batch_id:
+                where = f"batch {batch_id} was left running upstream"
+            else:
+                where = "its batch was being submitted"
             fail_all(
                 batch.pending,
                 lambda _cid: SchedulerClosedError(f"the scheduler closed while {where}"),
@@ -271,22 +372,71 @@ class BatchRunner:
         finally:
             self._let_go(batch)
 
+    async def _claim(self, batch: Batch, lines: list[Prepared]) -> list[Prepared] | None:
+        """Record the intent and take its requests in one journal transaction; lines another
+        intent holds go to follow it. Returns the lines to submit (None: nothing to submit,
+        every caller was answered or handed over)."""
+        intent = batch.intent
+        intent.owner = self.owner
+        try:
+            held = await self.writer.call(
+                self.journal.claim, intent, list(batch.by_id), self.leases.length
+            )
+        except Exception as exc:
+            # Without a claim nobody can tell who pays for these requests: send nothing.
+            logger.error(
+                "recording a batch of %d in the journal at %s failed; nothing was submitted: %s",
+                len(lines),
+                self.journal.describe(),
+                exc,
+            )
+            error = exc if isinstance(exc, JournalError) else JournalError(str(exc))
+            fail_all(batch.pending, error)
+            return None
+        if held:
+            self._hand_over(batch, held)
+            lines = [p for p in lines if p.custom_id in batch.by_id]
+        if not lines:
+            return None
+        self._own(intent.intent_id)
+        return lines
+
+    def _hand_over(self, batch: Batch, held: dict[str, Intent]) -> None:
+        """Lines another intent holds leave this batch: their callers follow that intent."""
+        self.inflight.release(batch, held)
+        groups: dict[str, tuple[Intent, list[tuple[Prepared, Waiters]]]] = {}
+        for custom_id, other in held.items():
+            prepared = batch.by_id.pop(custom_id, None)
+            waiting = batch.pending.pop(custom_id, None)
+            if prepared is None or waiting is None:
+                continue
+            groups.setdefault(other.intent_id, (other, []))[1].append((prepared, waiting))
+        for intent_id, (other, items) in groups.items():
+            self.attach(batch.provider, other, intent_id, items, batch.metadata)
+
     async def _submit_and_follow(self, batch: Batch) -> None:
         lines = batch.take_lines()
         if not lines:
             return
         batch.by_id = {p.custom_id: p for p in lines}
+        if self._shared:
+            # The intent must be durable, and its requests ours, before anything is sent.
+            claimed = await self._claim(batch, lines)
+            if claimed is None:
+                return
+            lines = claimed
         intent, record, provider = batch.intent, batch.record, batch.provider
         intent.requests = record.requests = len(lines)
         record.metadata = {**self.metadata, **batch.metadata}
         self.records.append(record)
-        # The intent must be durable before the batch exists; write it while the input uploads.
-        loop = asyncio.get_running_loop()
-        intent_written = loop.create_task(
-            self.writer.call(self.journal.record_intent, intent, list(batch.by_id))
-        )
         metadata = {**record.metadata, INTENT_KEY: intent.intent_id}
         attempted = False
+
+        async def still_ours() -> None:
+            # The upload may have outlasted the lease (a stalled process): if another scheduler
+            # took the intent over meanwhile, creating the batch now could pay twice.
+            if self._shared and await self._acquire(intent) is None:
+                raise _Overtaken(intent.intent_id)
 
         async def create() -> BatchStatus:
             # A create that failed may still have made the batch (its reply was lost): look
@@ -299,7 +449,6 @@ class BatchRunner:
                         f"made it; not retried, since {provider.name} cannot find a batch by "
                         "the intent stamped on it, and a blind retry could pay twice"
                     )
-                await intent_written
                 found = await provider.find_batch(
                     intent.intent_id, intent.created_at, intent.requests
                 )
@@ -310,26 +459,29 @@ class BatchRunner:
                     )
                     return found
             attempted = True
-            return await provider.submit(
-                batch.key, lines, metadata, before_create=lambda: asyncio.shield(intent_written)
-            )
+            return await provider.submit(batch.key, lines, metadata, before_create=still_ours)
 
         try:
             status = await self._call(provider, create)
+        except _Overtaken:
+            logger.warning(
+                "intent %s was taken over by another scheduler while its input uploaded; "
+                "following that one instead of creating a batch",
+                intent.intent_id,
+            )
+            self._owned.discard(intent.intent_id)
+            await self._follow_journal(batch)
+            return
         except Exception as exc:
             record.status = "submit_failed"
             logger.warning(
                 "submitting a batch of %d to %s failed: %s", len(lines), record.provider, exc
             )
-            await intent_written
-            self.writer.soon(
-                self.journal.record_status, intent.intent_id, "submit_failed", "failed"
-            )
-            self.writer.soon(self.journal.forget_requests, intent.intent_id, list(batch.by_id))
+            self._owned.discard(intent.intent_id)
+            self.writer.soon(self.journal.abandon, intent.intent_id, "submit_failed")
             fail_all(batch.pending, exc)
             self._report_end(batch, "failed", reason=f"submitting failed: {exc}")
             return
-        await intent_written
         await self.writer.call(
             self.journal.record_batch, intent.intent_id, status.batch_id, status.raw_status
         )
@@ -344,16 +496,20 @@ class BatchRunner:
 
     # -- following to the end -----------------------------------------------------------------
 
-    async def _follow(self, batch: Batch, status: BatchStatus) -> None:
+    async def _follow(self, batch: Batch, status: BatchStatus, *, keep: bool = True) -> None:
+        """Poll the batch to its end and answer its callers (``keep``: its results go to
+        the journal too)."""
         ended = await self._wait_until_ended(batch, status)
         if ended is None:
+            if batch.intent_id in self._lost:  # taken over: its new owner polls it now
+                await self._follow_journal(batch)
             return
         batch.status = ended
         self._record_status(batch.intent_id, ended, ended.outcome)
         if ended.outcome == "failed":
             self._handle_rejected(batch, ended)
         else:
-            await self._collect(batch, ended)
+            await self._collect(batch, ended, keep=keep)
             self._settle_unanswered(batch, ended)
         # Only now, with every caller answered (or sent on), is the batch over for the user.
         self._report_end(batch, ended.outcome or "completed", reason=ended.reason)
@@ -368,6 +524,8 @@ class BatchRunner:
             if due is not None:
                 delay = min(delay, max(0.0, due - self._clock()))
             await self._sleep(delay)
+            if batch.intent_id in self._lost:
+                return None
             if due is not None and self._clock() >= due:
                 self._escalate_overdue(batch)
                 if not batch.pending:
@@ -390,17 +548,16 @@ class BatchRunner:
                 self._emit("batch_progress", record)
         return status
 
-    async def _collect(self, batch: Batch, status: BatchStatus) -> None:
+    async def _collect(self, batch: Batch, status: BatchStatus, *, keep: bool = True) -> None:
         """Stream the results to their callers, keeping the raw bytes in the journal."""
         provider, pending = batch.provider, batch.pending
-        journal, intent_id = self.journal, batch.intent_id
         endpoint = status.endpoint or batch.intent.endpoint
-
-        def keep(stream: str, chunk: bytes) -> None:
-            self.writer.soon(journal.append_results, intent_id, stream, chunk)
+        keep = keep and self._shared
+        store = self.writer.results(batch.intent_id, self.owner) if keep else None
 
         async def read() -> None:
-            self.writer.soon(journal.clear_results, intent_id)  # a retried read starts over
+            if store is not None:
+                await store.restart()  # a retried read starts over
             # Counted as answers are handed out, so the scheduler's report is complete by the
             # time the last caller wakes; a retried read takes back what it counted before.
             self.meter.merge(batch.meter, sign=-1)
@@ -408,7 +565,8 @@ class BatchRunner:
             count = batch.meter.counter(
                 provider.name, "batch", provider.usage, endpoint, batch.key, self.meter
             )
-            async for chunk in provider.results(status, sink=keep, requests=batch.by_id):
+            sink = None if store is None else store.put
+            async for chunk in provider.results(status, sink=sink, requests=batch.by_id):
                 _dispatch(pending, chunk, count)
 
         try:
@@ -417,7 +575,15 @@ class BatchRunner:
             logger.warning("reading results of batch %s failed: %s", status.batch_id, exc)
             fail_all(pending, exc)
             return
-        self.writer.soon(journal.finish_results, intent_id)
+        if store is not None:
+            batch.stored = await store.finish()
+            if not batch.stored and not isinstance(store.failed, LeaseLostError):
+                logger.warning(
+                    "batch %s: its answers were handed out, but its results are not all in the "
+                    "journal; it stays recorded as unread, and a later run fetches them from "
+                    "the provider again",
+                    status.batch_id,
+                )
 
     def _settle_unanswered(self, batch: Batch, status: BatchStatus) -> None:
         """Lines the ended batch returned nothing for: send them again, or say why not."""
@@ -583,12 +749,88 @@ class BatchRunner:
         self._start(self._answer_all(batch, self._pick_up(batch)))
 
     async def _pick_up(self, batch: Batch) -> None:
-        intent, record, provider = batch.intent, batch.record, batch.provider
+        record = batch.record
         self.records.append(record)
         self._emit("batch_resumed", record, waiting=len(batch.pending))
-        if intent.results_stored and intent.batch_id:
-            await self._replay(batch)
-            return
+        await self._follow_journal(batch)
+
+    async def _follow_journal(self, batch: Batch) -> None:
+        """Wait on the journal until the intent's results are stored (then replay them) or
+        nobody else holds it (then take it over); an intent that will never answer sends its
+        requests again. Only the journal is read meanwhile, never the provider."""
+        intent, record = batch.intent, batch.record
+        wait = self.leases.follow_initial
+        usable = True  # False once the stored copy proved damaged: fetch it again
+        while True:
+            if intent.results_stored and intent.batch_id and usable:
+                usable = await self._replay(batch)
+                if usable:
+                    return
+            if intent.dropped or (intent.outcome == "failed" and not intent.results_stored):
+                self._ask_again(batch, f"it ended without answers ({intent.status})")
+                return
+            if not self._shared or intent.intent_id in self._owned:
+                # Held, and seen as it is now (stored meanwhile, it was replayed above).
+                await self._take_over(batch, refetch=not usable)
+                return
+            try:
+                mine = await self._acquire(intent)
+            except JournalError as exc:
+                # The journal cannot be written (a full disk...): these callers still get
+                # their answers, from the provider, with nothing stored.
+                logger.warning(
+                    "cannot take batch %s over in the journal (%s); reading it from the "
+                    "provider without storing its results",
+                    intent.batch_id or intent.intent_id,
+                    exc,
+                )
+                await self._take_over(batch, refetch=False, keep=False)
+                return
+            if mine is not None:
+                # Its owner may have just stored the results and let it go: look again.
+                intent = batch.intent = mine
+                self._own(mine.intent_id)
+                continue
+            self._escalate_overdue(batch)
+            if not batch.pending:
+                return
+            # Real time: what is awaited is another scheduler's work, journaled as it happens.
+            await asyncio.sleep(wait)
+            fresh = await self.writer.call(self.journal.get, intent.intent_id)
+            if fresh is None:
+                self._ask_again(batch, "it is no longer in the journal")
+                return
+            if (fresh.status, fresh.succeeded, fresh.failed) != (
+                intent.status,
+                intent.succeeded,
+                intent.failed,
+            ):
+                wait = self.leases.follow_initial  # it moves: look again soon
+                self._copy_progress(record, fresh)
+            else:
+                wait = min(wait * 1.5, self.leases.follow_max)
+            intent = batch.intent = fresh
+
+    def _copy_progress(self, record: BatchRecord, intent: Intent) -> None:
+        """What the owner journaled of a batch, on this runner's record (and its progress)."""
+        record.batch_id = intent.batch_id
+        record.status = intent.status
+        record.counts = {
+            "total": intent.total or 0,
+            "succeeded": intent.succeeded or 0,
+            "failed": intent.failed or 0,
+        }
+        self._emit("batch_progress", record)
+
+    async def _take_over(self, batch: Batch, *, refetch: bool, keep: bool = True) -> None:
+        """This runner owns the intent now: follow its batch from where it got to (with
+        ``refetch``, its stored results were damaged: the provider's are read again; without
+        ``keep``, the journal cannot be written, and nothing is stored)."""
+        intent, record, provider = batch.intent, batch.record, batch.provider
+        if refetch:
+            logger.warning(
+                "fetching the results of batch %s from the provider again", intent.batch_id
+            )
         batch_id = intent.batch_id
         status: BatchStatus | None
         if batch_id is None:
@@ -627,11 +869,19 @@ class BatchRunner:
         for waiting in batch.pending.values():
             for future in each(waiting):
                 future.batch_id = status.batch_id
-        await self._follow(batch, status)
+        await self._follow(batch, status, keep=keep)
 
-    async def _replay(self, batch: Batch) -> None:
+    async def _replay(self, batch: Batch) -> bool:
+        """Answer the batch's callers from the results stored in the journal; False (having
+        answered nobody) if the stored copy cannot be read whole."""
         intent = batch.intent
-        streams = await self.writer.call(self.journal.load_results, intent.intent_id)
+        try:
+            streams = await self.writer.call(self.journal.load_results, intent.intent_id)
+        except JournalError as exc:
+            logger.warning(
+                "the journal's copy of batch %s's results cannot be used: %s", intent.batch_id, exc
+            )
+            return False
         status = BatchStatus(
             intent.batch_id or "",
             "ended",
@@ -640,6 +890,7 @@ class BatchRunner:
             endpoint=intent.endpoint,
         )
         batch.status = status
+        batch.stored = True
         pending = batch.pending
         provider = batch.provider
         # Answers an earlier run paid for: counted apart, as costing this run nothing.
@@ -652,6 +903,21 @@ class BatchRunner:
             self.writer.soon(self.journal.forget_requests, intent.intent_id, list(pending))
             self.requeue(batch.provider, self._take_waiting(batch, list(pending)), batch.metadata)
         self._report_end(batch, intent.outcome or "completed", replayed=True)
+        return True
+
+    def _ask_again(self, batch: Batch, why: str) -> None:
+        """The intent will not answer these callers: their requests go in a new claim."""
+        if batch.pending:
+            logger.info(
+                "journal entry %s: %s; asking again for %d request(s)",
+                batch.intent_id,
+                why,
+                len(batch.pending),
+            )
+            self.writer.soon(self.journal.forget_requests, batch.intent_id, list(batch.pending))
+            self.requeue(
+                batch.provider, self._take_waiting(batch, list(batch.pending)), batch.metadata
+            )
 
     def _submit_unknown_afresh(self, batch: Batch, exc: BaseException) -> None:
         """The provider does not know the batch (a journal entry from another server): forget
@@ -662,8 +928,8 @@ class BatchRunner:
 
     def _submit_afresh(self, batch: Batch, why: str) -> None:
         logger.warning("journal entry %s: %s; submitting its requests again", batch.intent_id, why)
-        self.writer.soon(self.journal.record_status, batch.intent_id, "abandoned", "failed")
-        self.writer.soon(self.journal.forget_requests, batch.intent_id, list(batch.by_id))
+        self._owned.discard(batch.intent_id)
+        self.writer.soon(self.journal.abandon, batch.intent_id, "abandoned")
         self.requeue(batch.provider, self._take_waiting(batch, list(batch.pending)), batch.metadata)
 
     def _let_go(self, batch: Batch) -> None:
@@ -672,10 +938,9 @@ class BatchRunner:
         fresh line)."""
         batch.finished = True
         self.inflight.untrack(batch)
+        self._disown(batch.intent_id)
         status = batch.status
-        stored = not (
-            isinstance(self.journal, NullJournal) or status is None or status.outcome == "failed"
-        )
+        stored = batch.stored
         intent = batch.intent
         if stored and status is not None:
             intent.results_stored, intent.status, intent.outcome = (
@@ -702,8 +967,10 @@ class BatchRunner:
 
     async def shutdown(self, cancel: bool) -> dict[str, list[str]]:
         """Stop following batches (on the loop): cancel them upstream with ``cancel``, else
-        leave them running for a later run; returns the batch ids under ``cancelled`` and
-        ``left_running``."""
+        leave them running for a later run; returns the batch ids under ``cancelled``,
+        ``left_running`` and ``left_unread`` (ended upstream, results not all read: a later
+        run reads them). Claims this runner holds are let go, so another scheduler may take
+        them over at once; results not all read stay unmarked in the journal."""
         # A batch that has ended and answered every caller is only finishing its bookkeeping
         # (its last result bytes, the event that says it completed): let it, briefly.
         loop = asyncio.get_running_loop()
@@ -714,10 +981,14 @@ class BatchRunner:
         ):
             await asyncio.sleep(0.005)
         running = [b for b in self.inflight.batches() if b.record.batch_id and not b.finished]
-        report: dict[str, list[str]] = {"cancelled": [], "left_running": []}
+        report: dict[str, list[str]] = {"cancelled": [], "left_running": [], "left_unread": []}
         for batch in running:
             batch_id = batch.record.batch_id or ""
-            if cancel:
+            if batch.status is not None and batch.status.ended:
+                report["left_unread"].append(batch_id)  # nothing upstream left to cancel
+                continue
+            # Only a batch this runner owns is its to cancel: one it follows is another's.
+            if cancel and (not self._shared or batch.intent_id in self._owned):
                 try:
                     probe = batch.status or BatchStatus(batch_id, "in_progress", "unknown")
                     await self._call(
@@ -733,6 +1004,12 @@ class BatchRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        if self._shared:
+            self._owned.clear()
+            retire(self.owner)
+            self.writer.soon(self.journal.release, self.owner, None)
         providers = {b.provider for b in running} | {b.provider for b in self.inflight.batches()}
         for provider in providers:
             await provider.aclose()
@@ -771,3 +1048,15 @@ def _earliest_deadline(pending: dict[str, Waiters]) -> float | None:
         if due is not None and (earliest is None or due < earliest):
             earliest = due
     return earliest
+
+
+def _no_attach(
+    provider: Provider,
+    intent: Intent | None,
+    intent_id: str,
+    items: list[tuple[Prepared, Waiters]],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """For a runner built without a scheduler: lines another intent holds fail clearly."""
+    for _prepared, waiting in items:
+        settle(waiting, BatchError(f"another submission ({intent_id}) holds this request"))

@@ -37,6 +37,7 @@ from ._gc import gc_paused
 from ._inflight import InFlight
 from ._journal import Intent, Journal, open_journal
 from ._journal_io import JournalWriter
+from ._lease import Leases
 from ._loop import LoopThread
 from ._poll import PollPolicy
 from ._progress import ProgressDisplay, drawer
@@ -77,9 +78,12 @@ class Scheduler:
         poll_interval: the first poll interval (default ``BATCH_LLM_POLL_INTERVAL`` or 1 s).
         poll_max: the longest poll interval (default ``BATCH_LLM_POLL_MAX`` or 3600 s).
         poll_policy: a full ``PollPolicy``, instead of the two settings above.
-        journal: where submissions are recorded so a re-run resumes instead of paying again:
-            a path, a ``Journal``, or "off"; default ``BATCH_LLM_JOURNAL``, else a SQLite file
-            in the user's cache directory.
+        journal: where submissions are recorded so a re-run (or another process sharing it)
+            resumes instead of paying again: a path (SQLite), a ``postgresql://`` URL (a
+            fleet of workers), a ``Journal`` (``SQLiteJournal``, ``PostgresJournal``), or
+            "off"; default ``BATCH_LLM_JOURNAL``, else a SQLite file in the user's cache
+            directory. A damaged or unreachable journal raises ``JournalError`` here, before
+            anything is sent.
         dedupe: identical requests share one line (and one charge). ``"auto"`` (the default)
             shares only requests whose answer cannot differ: embeddings, and sampling at
             temperature 0; repeats of a sampled request stay separate samples.
@@ -103,6 +107,11 @@ class Scheduler:
             the wrappers' ``batch``...): None shows one when the output is a terminal or a
             notebook (``BATCH_LLM_PROGRESS=1|0`` forces it), True/False force it, and a
             tqdm-like factory draws with that.
+        lease: seconds this scheduler's claim on a batch holds in a shared journal unless
+            renewed (default ``BATCH_LLM_LEASE`` or 30; renewed every third of it while the
+            scheduler lives): how long other processes wait before taking over the batches of
+            one that died. On a SQLite journal, an owner whose process is gone from this
+            machine is taken over at once.
         dry_run: plan instead of submit (default ``BATCH_LLM_DRY_RUN``): requests are checked,
             queued and cut into batches as usual, but nothing reaches the provider or the
             journal; every request fails with ``DryRunError`` and ``plan`` says what would
@@ -128,12 +137,17 @@ class Scheduler:
         metadata: Mapping[str, str] | None = None,
         listeners: Iterable[Callable[[dict[str, Any]], object]] = (),
         progress: ProgressOption = None,
+        lease: float | None = None,
         dry_run: bool | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = Config.from_env(
-            window=window, poll_interval=poll_interval, poll_max=poll_max, dry_run=dry_run
+            window=window,
+            poll_interval=poll_interval,
+            poll_max=poll_max,
+            dry_run=dry_run,
+            lease=lease,
         )
         self.dry_run = self.config.dry_run
         # A dry run draws no progress: nothing moves.
@@ -182,8 +196,10 @@ class Scheduler:
                 meter=self._meter,
                 inflight=self._inflight,
                 requeue=self._requeue,
+                attach=self._attach,
                 retry=self.retry,
                 poll=self.poll_policy,
+                leases=_leases(self.config.lease, self.poll_policy),
                 metadata=self.metadata,
                 on_expiry=on_expiry,
                 max_resubmits=max_resubmits,
@@ -463,13 +479,14 @@ class Scheduler:
     def _journal_lookup(
         self, adapter: Provider, fresh: list[tuple[Prepared, RequestFuture]]
     ) -> dict[str, Intent]:
-        """Which of these requests an earlier run submitted (a local disk read, no lock)."""
+        """Which of these requests an earlier run (or another process) submitted: a read, no
+        lock held. Only a shortcut: the claim made before a batch is sent decides."""
         if not fresh:
             return {}
         try:
             return self.journal.lookup(adapter.identity(), [p.custom_id for p, _ in fresh])
-        except Exception as exc:  # a broken journal must not stop work: submit afresh
-            logger.warning("journal lookup failed; submitting afresh: %s", exc)
+        except Exception as exc:  # the claim before submitting reads the journal again
+            logger.debug("journal lookup failed (the claim before submitting decides): %s", exc)
             return {}
 
     def _enqueue(
@@ -552,10 +569,11 @@ class Scheduler:
         provider: Provider,
         intent: Intent | None,
         intent_id: str,
-        items: list[tuple[Prepared, RequestFuture]],
+        items: list[tuple[Prepared, Waiters]],
         metadata: dict[str, str] | None = None,
     ) -> None:
-        """Requests an existing batch already holds: wait on it (or on its stored answers)."""
+        """Requests an existing batch already holds (this process's, an earlier run's or
+        another process's): wait on it, or on its stored answers."""
         batch = self._inflight.get(intent_id)
         if batch is None:
             # It finished between lookup and now: take its kept answers, else submit afresh.
@@ -563,19 +581,20 @@ class Scheduler:
             if intent is None:
                 self._requeue(provider, list(items), metadata)
                 return
-            batch = Batch(provider, None, [], {}, intent=intent)
+            batch = Batch(provider, None, [], {}, intent=intent, metadata=metadata)
             self._inflight.follow(batch)
             # Let other attachments queued on the loop join before following it.
             asyncio.get_running_loop().call_soon(self._runner.resume, batch)
-        for prepared, future in items:
-            future.batch_id = batch.record.batch_id
+        for prepared, waiting in items:
+            for future in each(waiting):
+                future.batch_id = batch.record.batch_id
             batch.by_id.setdefault(prepared.custom_id, prepared)
             if batch.finished or (
                 batch.status is not None and prepared.custom_id not in batch.pending
             ):
-                batch.late.append((prepared, future))
+                batch.late.append((prepared, waiting))
             else:
-                add_waiters(batch.pending, prepared.custom_id, future)
+                add_waiters(batch.pending, prepared.custom_id, waiting)
 
     def _arm_window(self, queue: Queue, generation: int, delay: float | None = None) -> None:
         # A task on the injected sleep, not a loop timer: a test's fake time drives windows too.
@@ -672,10 +691,13 @@ class Scheduler:
         Requests still queued fail with ``SchedulerClosedError`` (nothing was sent for them).
         Batches already submitted are cancelled upstream with ``cancel=True``; by default
         they keep running at the provider, recorded in the journal for a later run to collect.
-        Waiting callers fail with ``SchedulerClosedError`` naming their batch. The returned
-        dict lists batch ids under ``"cancelled"`` and ``"left_running"``, and both are logged.
+        A batch that has ended upstream but whose results were still being read is neither:
+        it is left unread, and a later run with the same journal reads it. Waiting callers
+        fail with ``SchedulerClosedError`` naming their batch. The returned dict lists batch
+        ids under ``"cancelled"``, ``"left_running"`` and ``"left_unread"``, and each is
+        logged. Journal writes already asked for are finished before the journal closes.
         """
-        report: dict[str, list[str]] = {"cancelled": [], "left_running": []}
+        report: dict[str, list[str]] = {"cancelled": [], "left_running": [], "left_unread": []}
         with self._lock:
             if self._closed:
                 return report
@@ -693,17 +715,9 @@ class Scheduler:
                 logger.warning("closing the scheduler: %s", exc)
         self._loop.stop()
         self._writer.close()
-        if report["cancelled"]:
-            logger.warning(
-                "scheduler closed; cancelled batches upstream: %s", ", ".join(report["cancelled"])
-            )
-        if report["left_running"]:
-            logger.warning(
-                "scheduler closed with %d batch(es) still running upstream: %s; they were left "
-                "running, and a later run with the same journal picks them up",
-                len(report["left_running"]),
-                ", ".join(report["left_running"]),
-            )
+        for key, message in _CLOSING_MESSAGES.items():
+            if report.get(key):
+                logger.warning(message, len(report[key]), ", ".join(report[key]))
         return report
 
     def __enter__(self) -> Scheduler:
@@ -711,3 +725,25 @@ class Scheduler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# What ``close`` logs of each kind of batch it leaves (how many, and their ids).
+_CLOSING_MESSAGES = {
+    "cancelled": "scheduler closed; cancelled batches upstream (%d): %s",
+    "left_running": (
+        "scheduler closed with %d batch(es) still running upstream: %s; they were left "
+        "running, and a later run with the same journal picks them up"
+    ),
+    "left_unread": (
+        "scheduler closed while reading the results of %d batch(es) that ended upstream: %s; "
+        "a later run with the same journal reads them"
+    ),
+}
+
+
+def _leases(length: float, poll: PollPolicy) -> Leases:
+    """Leases of ``length`` seconds; a batch another scheduler owns is looked up in the
+    journal as often as this scheduler would poll a young batch (at most every 0.2 s, at
+    least every 5 s): reading a journal costs nothing at the provider."""
+    first = min(poll.initial, 0.2)
+    return Leases(length=length, follow_initial=first, follow_max=max(first, min(poll.cap, 5.0)))

@@ -139,24 +139,27 @@ def main(
     title: Callable[[int], str],
     *,
     repeat: int,
+    project: str = "project",
+    floor: str = "floor",
+    argv: list[str] | None = None,
 ) -> None:
     """A benchmark's command line: ``--side NAME --url URL`` runs one side in this process;
-    otherwise every side runs ``--repeat`` times, alternating, against an emulator of its own,
-    and the report ends with the ratio of the first side (the project) to the second (the
-    floor)."""
+    otherwise the ``floor`` and ``project`` sides run ``--repeat`` times, alternating, against
+    an emulator of its own, and the report ends with the ratio of ``project`` to ``floor``.
+    ``argv`` is the command line (default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--side", choices=sorted(sides))
     parser.add_argument("--url")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.side:
         sides[args.side](args.url, args.requests)
         return
-    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "project": []}
+    runs: dict[str, list[dict[str, Any]]] = {floor: [], project: []}
     with emulator_process() as url:
         for _ in range(args.repeat):
             for side in runs:
                 runs[side].append(run_side(script, side, url, ["--requests", str(args.requests)]))
     print(title(args.requests))
-    report(runs, "project", "floor")
+    report(runs, project, floor)

@@ -1,5 +1,5 @@
-"""Request bodies every test package builds (imported by name: ``tests/conftest.py`` puts this
-folder on the path).
+"""Request bodies every test package builds, and waiting on what another thread or process
+does (imported by name: ``tests/conftest.py`` puts this folder on the path).
 
 Each test says what it asks: its model and any parameter that changes how the library treats
 the request (``temperature=0`` makes identical requests share a line).
@@ -7,6 +7,8 @@ the request (``temperature=0`` makes identical requests share a line).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 CHAT = "/v1/chat/completions"
@@ -34,3 +36,12 @@ def claude(
         "messages": [{"role": "user", "content": content}],
         **params,
     }
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30) -> None:
+    """Return once ``condition()`` is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from .._journal import Intent, SQLiteJournal
+from .._journal import Intent, Journal
 from .._redact import redact
 from ..providers import BatchStatus, Provider
 from ._adapter import adapter_for, run_async
@@ -63,7 +63,7 @@ def _adapter(args: argparse.Namespace, intent: Intent | None, *, offline: bool =
     )
 
 
-def _locate(args: argparse.Namespace) -> tuple[SQLiteJournal | None, Intent | None]:
+def _locate(args: argparse.Namespace) -> tuple[Journal | None, Intent | None]:
     """The journal and the entry ``args.id`` names. An id the journal does not hold may still
     be reached with ``--provider``; without one it is an error."""
     provider = getattr(args, "provider", None)
@@ -77,7 +77,7 @@ def _locate(args: argparse.Namespace) -> tuple[SQLiteJournal | None, Intent | No
     if intent is None and not provider:
         journal.close()
         raise CLIError(
-            f"no batch or intent {args.id!r} in the journal at {journal.path} (pass "
+            f"no batch or intent {args.id!r} in the journal at {journal.describe()} (pass "
             "--provider NAME to reach a batch the journal does not hold)",
             status=2,
         )
@@ -140,7 +140,7 @@ def list_batches(args: argparse.Namespace, out: Output) -> int:
         out.json([_intent_data(i) for i in intents])
         return 0
     if not intents:
-        out.line(f"no batches in the journal at {journal.path}")
+        out.line(f"no batches in the journal at {journal.describe()}")
         return 0
     rows = [
         [
@@ -160,7 +160,9 @@ def list_batches(args: argparse.Namespace, out: Output) -> int:
     ]
     headers = ["batch", "provider", "endpoint", "model", "requests", "status", "done", "failed"]
     headers += ["outcome", "created", "results"]
-    out.table(headers, rows, title=f"{len(rows)} batch(es) in {journal.path}", right=(4, 6, 7))
+    out.table(
+        headers, rows, title=f"{len(rows)} batch(es) in {journal.describe()}", right=(4, 6, 7)
+    )
     return 0
 
 

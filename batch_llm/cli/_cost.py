@@ -102,7 +102,7 @@ def show_cost(args: argparse.Namespace, out: Output) -> int:
         out.json(data)
         return 0
     out.line(
-        f"{len(cost.batches)} batch(es) with stored results in {journal.path}"
+        f"{len(cost.batches)} batch(es) with stored results in {journal.describe()}"
         + (
             f"; {len(cost.not_stored)} without stored results are not counted"
             if cost.not_stored

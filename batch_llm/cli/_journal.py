@@ -8,7 +8,17 @@ from collections.abc import AsyncIterator, Hashable
 from pathlib import Path
 from typing import Any
 
-from .._journal import Intent, Journal, SQLiteJournal, default_journal_path
+from .._errors import JournalError
+from .._journal import (
+    Intent,
+    Journal,
+    PostgresJournal,
+    SQLiteJournal,
+    default_journal_path,
+    is_journal_off,
+    is_postgres_url,
+)
+from .._redact import redact
 from ..providers import BatchStatus, Provider
 from ._errors import CLIError
 
@@ -21,23 +31,28 @@ __all__ = [
     "stored_results",
 ]
 
-_OFF = {"", "0", "off", "false", "no", "none", "disabled"}
 
-
-def open_existing_journal(path: str | None) -> SQLiteJournal:
-    """The journal at ``path``, else ``BATCH_LLM_JOURNAL``, else the default one; it must
-    exist (reading a journal must not create an empty one)."""
+def open_existing_journal(path: str | None) -> Journal:
+    """The journal at ``path`` (a file or a ``postgresql://`` URL), else
+    ``BATCH_LLM_JOURNAL``, else the default one; a file must exist (reading a journal must not
+    create an empty one). Errors name the journal without its credentials."""
     setting = path or os.environ.get("BATCH_LLM_JOURNAL")
-    if setting is not None and setting.strip().lower() in _OFF:
+    if setting is not None and is_journal_off(setting):
         raise CLIError(
             "the journal is turned off (BATCH_LLM_JOURNAL=off); pass --journal PATH", status=2
         )
-    where = Path(setting).expanduser() if setting else default_journal_path()
-    if not where.is_file():
-        raise CLIError(
-            f"no journal at {where} (pass --journal PATH or set BATCH_LLM_JOURNAL)", status=2
-        )
-    return SQLiteJournal(where)
+    try:
+        if setting and is_postgres_url(setting):
+            return PostgresJournal(setting)
+        where = Path(setting).expanduser() if setting else default_journal_path()
+        if not where.is_file():
+            raise CLIError(
+                f"no journal at {where} (pass --journal PATH or set BATCH_LLM_JOURNAL)",
+                status=2,
+            )
+        return SQLiteJournal(where)
+    except JournalError as exc:
+        raise CLIError(redact(str(exc)), status=2) from None
 
 
 def find_intent(journal: Journal, ident: str) -> Intent | None:

@@ -53,7 +53,8 @@ def _journal_options(parser: argparse.ArgumentParser, *, nested: bool) -> None:
         "--journal",
         metavar="PATH",
         default=default,
-        help="the journal file (default: BATCH_LLM_JOURNAL, else the user's cache)",
+        help="the journal: a file or a postgresql:// URL (default: BATCH_LLM_JOURNAL, else "
+        "the user's cache)",
     )
     parser.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS if nested else False
@@ -143,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     cost = commands.add_parser(
         "cost", help="what the journal's batches cost, at batch price and realtime"
     )
-    cost.add_argument("--journal", metavar="PATH", help="the journal file")
+    cost.add_argument(
+        "--journal", metavar="PATH", help="the journal: a file or a postgresql:// URL"
+    )
     cost.add_argument("--json", action="store_true")
     cost.add_argument("--by-batch", action="store_true", help="also one row per batch")
     cost.set_defaults(run=_with_output(show_cost))

@@ -270,7 +270,7 @@ class App:
         try:
             if api is None:
                 return route.handler(request)
-            count = self._stats.count_route(route.key)
+            count = self._stats.count_route(route.key, f"{request.method} {request.path}")
             denied = api.authenticate(request)
             if denied is not None:
                 return denied

@@ -28,6 +28,8 @@ class EmulatorStats:
         embeddings_shortened: embeddings answers (batch lines and realtime calls) that lost a
             vector through ``Knobs.short_embeddings_every``.
         calls_by_route: calls per route key, such as ``"GET /v1/batches/{id}"``.
+        calls_by_path: calls per method and path as sent, such as
+            ``"GET /v1/batches/batch_abc"``: how often one batch was polled.
         batches: one dict per batch: ``id``, ``provider``, ``endpoint``, ``models``, ``lines``,
             ``status``.
     """
@@ -42,6 +44,7 @@ class EmulatorStats:
     lines_malformed: int = 0
     embeddings_shortened: int = 0
     calls_by_route: dict[str, int] = field(default_factory=dict)
+    calls_by_path: dict[str, int] = field(default_factory=dict)
     batches: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -56,6 +59,7 @@ class StatsRecorder:
         self._lock = threading.Lock()
         self._counters: dict[str, int] = {}
         self._routes: dict[str, int] = {}
+        self._paths: dict[str, int] = {}
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add to one of the integer counters of :class:`EmulatorStats`."""
@@ -69,11 +73,14 @@ class StatsRecorder:
             self._counters[name] = count
             return count
 
-    def count_route(self, key: str) -> int:
-        """Count one call to a route and return how many calls it has had, this one included."""
+    def count_route(self, key: str, path: str | None = None) -> int:
+        """Count one call to a route (and to ``path``, the ``METHOD /path`` it was sent to)
+        and return how many calls the route has had, this one included."""
         with self._lock:
             count = self._routes.get(key, 0) + 1
             self._routes[key] = count
+            if path is not None:
+                self._paths[path] = self._paths.get(path, 0) + 1
             return count
 
     def reset(self) -> None:
@@ -81,12 +88,14 @@ class StatsRecorder:
         with self._lock:
             self._counters.clear()
             self._routes.clear()
+            self._paths.clear()
 
     def snapshot(self, batches: Callable[[], list[dict[str, Any]]]) -> EmulatorStats:
         """A copy of the counters; ``batches`` lists the batches the store still knows."""
         with self._lock:
             counters = dict(self._counters)
             routes = dict(self._routes)
+            paths = dict(self._paths)
         return EmulatorStats(
             batches_created=counters.get("batches_created", 0),
             lines_submitted=counters.get("lines_submitted", 0),
@@ -98,5 +107,6 @@ class StatsRecorder:
             lines_malformed=counters.get("lines_malformed", 0),
             embeddings_shortened=counters.get("embeddings_shortened", 0),
             calls_by_route=routes,
+            calls_by_path=paths,
             batches=batches(),
         )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -359,7 +360,8 @@ class Provider(abc.ABC):
         requests: Mapping[str, Prepared] | None = None,
     ) -> AsyncIterator[list[tuple[str, Any]]]:
         """Stream an ended batch's results as lists of ``(custom_id, outcome)``, a list at a
-        time as they arrive; every raw chunk also goes to ``sink(stream, chunk)``. Answers
+        time as they arrive; every raw chunk also goes to ``sink(stream, chunk)`` (awaited when
+        it returns an awaitable, so a slow sink slows the reading down). Answers
         to ``requests`` (by custom_id) are checked against them (``check_answer``)."""
         check = self._checker(status, requests)
         for name in self.result_streams(status):
@@ -473,7 +475,9 @@ async def _tee(
 ) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         if chunk:
-            sink(name, chunk)
+            kept = sink(name, chunk)
+            if inspect.isawaitable(kept):  # the sink holds the reader back while it catches up
+                await kept
         yield chunk
 
 

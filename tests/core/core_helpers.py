@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from helpers import wait_for
 
-
-def wait_for(condition: Callable[[], object], timeout: float = 30) -> None:
-    """Return once ``condition()`` is true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
+__all__ = ["wait_for"]

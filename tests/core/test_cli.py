@@ -370,9 +370,10 @@ def test_clear_errors(env: Emulator, journal_path: Path, tmp_path: Path, cli: An
     assert cli("batches", "--remote", "--provider", "nope").status == 2
 
     not_upstream = SQLiteJournal(journal_path)
-    not_upstream.record_intent(
+    not_upstream.claim(
         Intent("deadbeef" * 4, "openai(api.openai.com)", "x", CHAT, 3, provider_name="openai"),
         ["a", "b", "c"],
+        lease=30,
     )
     not_upstream.close()
     never = cli("batches", "cancel", "deadbeef")

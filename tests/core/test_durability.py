@@ -227,11 +227,12 @@ def test_intent_that_never_became_a_batch_is_submitted_again(
             probe._prepare(openai_provider, CHAT, chat(i, temperature=0)).custom_id
             for i in range(3)
         ]
-    journal.record_intent(
+    journal.claim(
         Intent(
             "dead-intent", "openai", openai_provider.identity(), CHAT, 3, created_at=time.time()
         ),
         ids,
+        lease=-1,  # its owner is long gone
     )
     journal.close()
     del prepared
@@ -285,7 +286,11 @@ def test_close_with_cancel_cancels_upstream_and_says_so(
     wait_for(lambda: scheduler.batches and scheduler.batches[0].batch_id)
     with caplog.at_level(logging.WARNING, logger="batch_llm"):
         report = scheduler.close(cancel=True)
-    assert report == {"cancelled": [scheduler.batches[0].batch_id], "left_running": []}
+    assert report == {
+        "cancelled": [scheduler.batches[0].batch_id],
+        "left_running": [],
+        "left_unread": [],
+    }
     assert "cancelled batches upstream" in caplog.text
     assert emulator.stats.batches[0]["status"] in ("cancelling", "cancelled")
 

@@ -119,6 +119,20 @@ def test_stats_snapshot_is_a_copy(emu: Emulator, client: openai.OpenAI) -> None:
     assert emu.stats.calls_by_route == {"POST /v1/files": 1}
 
 
+def test_calls_are_counted_per_path_so_each_batch_has_its_own_polls(
+    emu: Emulator, client: openai.OpenAI
+) -> None:
+    emu.knobs.processing_delay = 5
+    first, second = submit(client, chat_lines(1)), submit(client, chat_lines(1))
+    for _ in range(3):
+        client.batches.retrieve(first.id)
+    client.batches.retrieve(second.id)
+    paths = emu.stats.calls_by_path
+    assert paths[f"GET /v1/batches/{first.id}"] == 3
+    assert paths[f"GET /v1/batches/{second.id}"] == 1
+    assert emu.stats.calls_by_route["GET /v1/batches/{id}"] == 4
+
+
 def test_reset_stops_running_batches(emu: Emulator, client: openai.OpenAI) -> None:
     emu.knobs.processing_delay = 5
     created = submit(client, chat_lines(5))
