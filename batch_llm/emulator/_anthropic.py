@@ -15,8 +15,8 @@ from typing import Any
 from ._anthropic_shapes import count_tokens, error_body, error_outcome, message_stream, respond
 from ._faults import LineDamage
 from ._knobs import Knobs
-from ._model import EmulatedError
-from ._server import RETRY_NOW, Request, RequestError, Response, Router, dumps, rfc3339
+from ._outcome import EmulatedError
+from ._server import RETRY_NOW, Request, Response, Router, dumps, rfc3339
 from ._stats import StatsRecorder
 from ._store import (
     CANCELLED,
@@ -48,9 +48,9 @@ def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.body)
     except ValueError:
-        raise RequestError(400, _BAD_JSON) from None
+        raise EmulatedError(400, _BAD_JSON) from None
     if not isinstance(body, dict):
-        raise RequestError(400, _BAD_JSON)
+        raise EmulatedError(400, _BAD_JSON)
     return body
 
 
@@ -176,7 +176,7 @@ class AnthropicApi:
         def guarded(request: Request) -> Response:
             try:
                 response = handler(request)
-            except RequestError as exc:
+            except EmulatedError as exc:
                 return self.error(exc.status, exc.message)
             response.headers.setdefault("request-id", _request_id())
             return response
@@ -207,17 +207,19 @@ class AnthropicApi:
 
     def _create_batch(self, request: Request) -> Response:
         if len(request.body) > MAX_BATCH_BYTES:
-            raise RequestError(413, f"Request exceeds the maximum size of {MAX_BATCH_BYTES} bytes.")
+            raise EmulatedError(
+                413, f"Request exceeds the maximum size of {MAX_BATCH_BYTES} bytes."
+            )
         body = _json_body(request)
         requests = body.get("requests")
         if requests is None:
-            raise RequestError(400, "requests: Field required")
+            raise EmulatedError(400, "requests: Field required")
         if not isinstance(requests, list):
-            raise RequestError(400, "requests: Input should be a valid list")
+            raise EmulatedError(400, "requests: Input should be a valid list")
         if not requests:
-            raise RequestError(400, "requests: List should have at least 1 item after validation")
+            raise EmulatedError(400, "requests: List should have at least 1 item after validation")
         if len(requests) > MAX_BATCH_REQUESTS:
-            raise RequestError(
+            raise EmulatedError(
                 400,
                 f"requests: List should have at most {MAX_BATCH_REQUESTS} items after "
                 f"validation, not {len(requests)}",
@@ -225,29 +227,29 @@ class AnthropicApi:
         knobs = self._knobs()
         if knobs.fail_validation is not None:
             # Anthropic checks a batch when it is created, so a rejected batch is never made.
-            raise RequestError(400, knobs.fail_validation)
+            raise EmulatedError(400, knobs.fail_validation)
         custom_ids: list[str] = []
         params: list[Any] = []
         seen: set[str] = set()
         for index, item in enumerate(requests):
             if not isinstance(item, dict):
-                raise RequestError(400, f"requests.{index}: Input should be a valid dictionary")
+                raise EmulatedError(400, f"requests.{index}: Input should be a valid dictionary")
             custom_id = item.get("custom_id")
             if not isinstance(custom_id, str) or _CUSTOM_ID.fullmatch(custom_id) is None:
-                raise RequestError(
+                raise EmulatedError(
                     400,
                     f"requests.{index}.custom_id: String should match pattern "
                     "'^[a-zA-Z0-9_-]{1,64}$'",
                 )
             if custom_id in seen:
-                raise RequestError(
+                raise EmulatedError(
                     400,
                     f"requests.{index}.custom_id: Duplicate custom_id '{custom_id}'; each "
                     "request in a batch needs a unique custom_id.",
                 )
             item_params = item.get("params")
             if not isinstance(item_params, dict):
-                raise RequestError(
+                raise EmulatedError(
                     400, f"requests.{index}.params: Input should be a valid dictionary"
                 )
             seen.add(custom_id)
@@ -269,7 +271,7 @@ class AnthropicApi:
     def _view(self, request: Request) -> JobView:
         view = self._store.view(request.params["id"])
         if view is None or view.provider != self.provider:
-            raise RequestError(404, f"Message batch {request.params['id']} not found.")
+            raise EmulatedError(404, f"Message batch {request.params['id']} not found.")
         return view
 
     def _get_batch(self, request: Request) -> Response:
@@ -280,9 +282,9 @@ class AnthropicApi:
         try:
             limit = int(raw_limit)
         except ValueError:
-            raise RequestError(400, "limit: Input should be a valid integer") from None
+            raise EmulatedError(400, "limit: Input should be a valid integer") from None
         if not 1 <= limit <= 1000:
-            raise RequestError(400, "limit: Input should be between 1 and 1000")
+            raise EmulatedError(400, "limit: Input should be between 1 and 1000")
         views = list(reversed(self._store.views(self.provider)))  # newest first
         ids = [v.id for v in views]
         after, before = request.arg("after_id"), request.arg("before_id")
@@ -309,9 +311,9 @@ class AnthropicApi:
         self._view(request)
         view, accepted = self._store.request_cancel(request.params["id"])
         if view is None:
-            raise RequestError(404, f"Message batch {request.params['id']} not found.")
+            raise EmulatedError(404, f"Message batch {request.params['id']} not found.")
         if not accepted:
-            raise RequestError(
+            raise EmulatedError(
                 400, f"Message batch {view.id} has already ended and cannot be canceled."
             )
         return Response.json(_batch_json(view, request.base_url))
@@ -319,7 +321,7 @@ class AnthropicApi:
     def _delete_batch(self, request: Request) -> Response:
         view = self._view(request)
         if view.status not in TERMINAL_STATUSES:
-            raise RequestError(
+            raise EmulatedError(
                 400,
                 f"Message batch {view.id} is still processing; cancel it and wait for it to "
                 "end before deleting it.",
@@ -330,7 +332,7 @@ class AnthropicApi:
     def _results(self, request: Request) -> Response:
         view = self._view(request)
         if view.status not in TERMINAL_STATUSES:
-            raise RequestError(400, f"Message batch {view.id} has not finished processing.")
+            raise EmulatedError(400, f"Message batch {view.id} has not finished processing.")
         size, delay = self._knobs().download_chunking()
         return Response(
             200,

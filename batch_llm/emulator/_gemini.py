@@ -31,8 +31,8 @@ from ._gemini_shapes import (
     stream_generate_content,
 )
 from ._knobs import Knobs
-from ._model import EmulatedError
-from ._server import Request, RequestError, Response, Router, dumps, rfc3339
+from ._outcome import EmulatedError
+from ._server import Request, Response, Router, dumps, rfc3339
 from ._stats import StatsRecorder
 from ._store import (
     ERROR,
@@ -95,9 +95,9 @@ def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.body or b"{}")
     except ValueError:
-        raise RequestError(400, "Invalid JSON payload received.") from None
+        raise EmulatedError(400, "Invalid JSON payload received.") from None
     if not isinstance(body, dict):
-        raise RequestError(400, "Invalid JSON payload received. Expected an object.")
+        raise EmulatedError(400, "Invalid JSON payload received. Expected an object.")
     return body
 
 
@@ -341,7 +341,7 @@ class GeminiApi:
         def guarded(request: Request) -> Response:
             try:
                 return handler(request)
-            except RequestError as exc:
+            except EmulatedError as exc:
                 return self.error(exc.status, exc.message)
 
         return guarded
@@ -377,7 +377,7 @@ class GeminiApi:
         """A model's description: integrations read its token limits when they start."""
         name = model_id(request.params["model"])
         if name.startswith("unknown-"):
-            raise RequestError(404, f"models/{name} is not found for API version v1beta.")
+            raise EmulatedError(404, f"models/{name} is not found for API version v1beta.")
         embedding = "embedding" in name
         return Response.json(
             {
@@ -407,32 +407,32 @@ class GeminiApi:
     def _create(self, request: Request, kind: str) -> Response:
         model = "models/" + model_id(request.params["model"])
         if model_id(model).startswith("unknown-"):
-            raise RequestError(404, f"{model} is not found for API version v1beta.")
+            raise EmulatedError(404, f"{model} is not found for API version v1beta.")
         body = _json_body(request)
         batch = body.get("batch")
         if not isinstance(batch, dict):
-            raise RequestError(400, "* batch: batch is required.\n")
+            raise EmulatedError(400, "* batch: batch is required.\n")
         input_config = _field(batch, "inputConfig")
         if not isinstance(input_config, dict):
-            raise RequestError(400, "* batch.input_config: input_config is required.\n")
+            raise EmulatedError(400, "* batch.input_config: input_config is required.\n")
         inline = _field(input_config, "requests")
         file_name = _field(input_config, "fileName")
         if (inline is None) == (file_name is None):
-            raise RequestError(
+            raise EmulatedError(
                 400, "* batch.input_config: exactly one of requests or file_name must be set.\n"
             )
         display_name = str(_field(batch, "displayName") or "")
         hooks: _GeminiBatch
         if inline is not None:
             if len(request.body) > MAX_INLINE_BYTES:
-                raise RequestError(
+                raise EmulatedError(
                     400,
                     f"Request payload size exceeds the limit: {MAX_INLINE_BYTES} bytes. Use a "
                     "file for batches this large.",
                 )
             items = inline.get("requests") if isinstance(inline, dict) else None
             if not isinstance(items, list) or not items:
-                raise RequestError(
+                raise EmulatedError(
                     400, "* batch.input_config.requests.requests: must not be empty.\n"
                 )
             hooks = _GeminiBatch(self._store, kind=kind, model=model, items=items)
@@ -441,7 +441,7 @@ class GeminiApi:
         else:
             stored = self._store.get_file(_file_id(str(file_name)))
             if stored is None or stored.purpose != _INPUT_PURPOSE:
-                raise RequestError(404, f"File {file_name} not found.")
+                raise EmulatedError(404, f"File {file_name} not found.")
             hooks = _GeminiBatch(self._store, kind=kind, model=model, file=stored)
             line_count = bytes(stored.data).count(b"\n") + (
                 0 if bytes(stored.data).endswith(b"\n") else 1
@@ -465,7 +465,7 @@ class GeminiApi:
         name = request.params["name"]
         view = self._store.view(name)
         if view is None or view.provider != self.provider:
-            raise RequestError(404, "Requested entity was not found.")
+            raise EmulatedError(404, "Requested entity was not found.")
         return view
 
     def _get_batch(self, request: Request) -> Response:
@@ -476,7 +476,7 @@ class GeminiApi:
             size = int(request.arg("pageSize") or 50)
             start = int(request.arg("pageToken") or 0)
         except ValueError:
-            raise RequestError(400, "Invalid pageSize or pageToken.") from None
+            raise EmulatedError(400, "Invalid pageSize or pageToken.") from None
         size = max(1, min(size, 1000))
         views = list(reversed(self._store.views(self.provider)))
         page = views[start : start + size]
@@ -489,7 +489,7 @@ class GeminiApi:
         view = self._view(request)
         _, accepted = self._store.request_cancel(view.id)
         if not accepted:
-            raise RequestError(400, f"Batch batches/{view.id} has already finished.")
+            raise EmulatedError(400, f"Batch batches/{view.id} has already finished.")
         return Response.json({})
 
     def _delete_batch(self, request: Request) -> Response:
@@ -536,12 +536,12 @@ class GeminiApi:
         with self._lock:
             session = self._uploads.get(upload_id)
         if session is None:
-            raise RequestError(404, "Unknown or expired upload session.")
+            raise EmulatedError(404, "Unknown or expired upload session.")
         if "upload" not in command:
-            raise RequestError(400, f"Unsupported X-Goog-Upload-Command: {command!r}.")
+            raise EmulatedError(400, f"Unsupported X-Goog-Upload-Command: {command!r}.")
         offset = request.header("x-goog-upload-offset")
         if offset is not None and offset.isdigit() and int(offset) != len(session.data):
-            raise RequestError(
+            raise EmulatedError(
                 400,
                 f"Upload offset {offset} does not match the {len(session.data)} bytes received.",
             )
@@ -554,7 +554,7 @@ class GeminiApi:
         if delay > 0:
             time.sleep(delay)  # a slow upload: the file exists only once it is answered
         if session.size is not None and session.size != len(session.data):
-            raise RequestError(
+            raise EmulatedError(
                 400, f"Upload size {len(session.data)} does not match the declared {session.size}."
             )
         stored = self._store.add_file(
@@ -599,7 +599,7 @@ class GeminiApi:
     def _stored(self, request: Request) -> StoredFile:
         stored = self._store.get_file(_file_id(request.params["name"]))
         if stored is None or stored.purpose not in (_INPUT_PURPOSE, _OUTPUT_PURPOSE):
-            raise RequestError(
+            raise EmulatedError(
                 403,
                 f"You do not have permission to access the File {request.params['name']} or it "
                 "may not exist.",
@@ -629,7 +629,7 @@ class GeminiApi:
     def _download(self, request: Request) -> Response:
         stored = self._stored(request)
         if stored.purpose != _OUTPUT_PURPOSE:
-            raise RequestError(
+            raise EmulatedError(
                 400, "Only generated files can be downloaded; uploaded files cannot."
             )
         size, delay = self._knobs().download_chunking()

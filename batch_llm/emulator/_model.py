@@ -23,6 +23,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Literal
 
+from ._outcome import EmulatedError
+
 __all__ = [
     "Conversation",
     "EmulatedError",
@@ -41,24 +43,6 @@ __all__ = [
 
 FinishReason = Literal["stop", "length", "tool_calls"]
 ToolChoice = Literal["auto", "none", "required", "function"]
-
-
-class EmulatedError(Exception):
-    """A request the emulator answers with an HTTP error; providers render it in their shape."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
 
 
 @dataclass(slots=True)

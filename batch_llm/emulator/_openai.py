@@ -13,9 +13,9 @@ from typing import Any, cast
 
 from ._faults import LineDamage, shorten_realtime
 from ._knobs import Knobs
-from ._model import EmulatedError
 from ._multipart import MultipartError, boundary_of, parse_multipart
 from ._openai_shapes import ENDPOINTS, chat_stream, error_outcome, error_payload, respond
+from ._outcome import EmulatedError
 from ._server import RETRY_NOW, Request, Response, Router, dumps
 from ._stats import StatsRecorder
 from ._store import (
@@ -67,24 +67,13 @@ _MODELS = (
 )
 
 
-class _BadRequest(Exception):
-    def __init__(
-        self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-        self.status = status
-
-
 def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.body)
     except ValueError:
-        raise _BadRequest(_BAD_JSON) from None
+        raise EmulatedError(400, _BAD_JSON) from None
     if not isinstance(body, dict):
-        raise _BadRequest(_BAD_JSON)
+        raise EmulatedError(400, _BAD_JSON)
     return body
 
 
@@ -95,16 +84,18 @@ def _limit(request: Request, default: int, maximum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise _BadRequest(
+        raise EmulatedError(
+            400,
             f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
-            param="limit",
             code="invalid_type",
+            param="limit",
         ) from None
     if not 1 <= value <= maximum:
-        raise _BadRequest(
+        raise EmulatedError(
+            400,
             f"Invalid 'limit': expected a value between 1 and {maximum}, but got {value} instead.",
-            param="limit",
             code="invalid_value",
+            param="limit",
         )
     return value
 
@@ -141,38 +132,43 @@ def _check_metadata(metadata: Any) -> dict[str, str] | None:
     if metadata is None:
         return None
     if not isinstance(metadata, dict):
-        raise _BadRequest(
+        raise EmulatedError(
+            400,
             "Invalid type for 'metadata': expected an object.",
-            param="metadata",
             code="invalid_type",
+            param="metadata",
         )
     if len(metadata) > 16:
-        raise _BadRequest(
+        raise EmulatedError(
+            400,
             f"Invalid 'metadata': too many properties. Expected an object with at most 16 "
             f"properties, but got an object with {len(metadata)} properties instead.",
-            param="metadata",
             code="object_above_max_properties",
+            param="metadata",
         )
     for key, value in metadata.items():
         if len(key) > 64:
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 f"Invalid 'metadata': string too long. Expected a string with maximum length 64, "
                 f"but got a string with length {len(key)} instead.",
-                param="metadata",
                 code="string_above_max_length",
+                param="metadata",
             )
         if not isinstance(value, str):
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 f"Invalid type for 'metadata.{key}': expected a string.",
-                param=f"metadata.{key}",
                 code="invalid_type",
+                param=f"metadata.{key}",
             )
         if len(value) > 512:
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
                 f"length 512, but got a string with length {len(value)} instead.",
-                param=f"metadata.{key}",
                 code="string_above_max_length",
+                param=f"metadata.{key}",
             )
     return metadata
 
@@ -187,11 +183,12 @@ def _check_output_expiry(value: Any) -> None:
         or not isinstance(seconds, int)
         or not 3600 <= seconds <= 2_592_000
     ):
-        raise _BadRequest(
+        raise EmulatedError(
+            400,
             'Invalid \'output_expires_after\': expected {"anchor": "created_at", "seconds": '
             "3600..2592000}.",
-            param="output_expires_after",
             code="invalid_value",
+            param="output_expires_after",
         )
 
 
@@ -551,7 +548,7 @@ class OpenAIApi:
         def guarded(request: Request) -> Response:
             try:
                 return handler(request)
-            except _BadRequest as exc:
+            except EmulatedError as exc:
                 return self.error(exc.status, exc.message, code=exc.code, param=exc.param)
 
         return guarded
@@ -564,8 +561,8 @@ class OpenAIApi:
             body = _json_body(request)
             if body.get("stream"):
                 if endpoint != "/v1/chat/completions":
-                    raise _BadRequest(
-                        f"The batch-llm emulator does not stream {endpoint}.", param="stream"
+                    raise EmulatedError(
+                        400, f"The batch-llm emulator does not stream {endpoint}.", param="stream"
                     )
                 try:
                     events = chat_stream(body)
@@ -590,31 +587,37 @@ class OpenAIApi:
     def _upload(self, request: Request) -> Response:
         boundary = boundary_of(request.header("Content-Type"))
         if boundary is None:
-            raise _BadRequest("Invalid Content-Type: expected multipart/form-data.")
+            raise EmulatedError(400, "Invalid Content-Type: expected multipart/form-data.")
         try:
             parts = {part.name: part for part in parse_multipart(request.body, boundary)}
         except MultipartError as exc:
-            raise _BadRequest(str(exc)) from None
+            raise EmulatedError(400, str(exc)) from None
         if "purpose" not in parts:
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 "Missing required parameter: 'purpose'.",
-                param="purpose",
                 code="missing_required_parameter",
+                param="purpose",
             )
         purpose = bytes(parts["purpose"].data).decode("utf-8", "replace").strip()
         if purpose not in _PURPOSES:
-            raise _BadRequest(
-                f"Invalid value for 'purpose': '{purpose}'.", param="purpose", code="invalid_value"
+            raise EmulatedError(
+                400,
+                f"Invalid value for 'purpose': '{purpose}'.",
+                code="invalid_value",
+                param="purpose",
             )
         file_part = parts.get("file")
         if file_part is None:
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 "Missing required parameter: 'file'.",
-                param="file",
                 code="missing_required_parameter",
+                param="file",
             )
         if purpose == "batch" and len(file_part.data) > MAX_BATCH_INPUT_BYTES:
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 f"File is too large: {len(file_part.data)} bytes; a batch input "
                 f"file may have at most {MAX_BATCH_INPUT_BYTES}.",
                 param="file",
@@ -632,9 +635,7 @@ class OpenAIApi:
     def _file(self, request: Request) -> StoredFile:
         stored = self._store.get_file(request.params["id"])
         if stored is None:
-            raise _BadRequest(
-                f"No such File object: {request.params['id']}", param="id", status=404
-            )
+            raise EmulatedError(404, f"No such File object: {request.params['id']}", param="id")
         return stored
 
     def _list_files(self, request: Request) -> Response:
@@ -673,10 +674,11 @@ class OpenAIApi:
         body = _json_body(request)
         for name in ("input_file_id", "endpoint", "completion_window"):
             if body.get(name) is None:
-                raise _BadRequest(
+                raise EmulatedError(
+                    400,
                     f"Missing required parameter: '{name}'.",
-                    param=name,
                     code="missing_required_parameter",
+                    param=name,
                 )
         file_id, endpoint, window = (
             body["input_file_id"],
@@ -684,29 +686,33 @@ class OpenAIApi:
             body["completion_window"],
         )
         if not isinstance(file_id, str):
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 "Invalid type for 'input_file_id': expected a string.",
-                param="input_file_id",
                 code="invalid_type",
+                param="input_file_id",
             )
         if endpoint not in ENDPOINTS:
             supported = ", ".join(f"'{e}'" for e in ENDPOINTS)
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 f"Invalid value: '{endpoint}'. Supported values are: {supported}.",
-                param="endpoint",
                 code="invalid_value",
+                param="endpoint",
             )
         if window not in _WINDOWS:
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 f"Invalid value: '{window}'. Supported values are: '24h' and '1h'.",
-                param="completion_window",
                 code="invalid_value",
+                param="completion_window",
             )
         metadata = _check_metadata(body.get("metadata"))
         _check_output_expiry(body.get("output_expires_after"))
         stored = self._store.get_file(file_id)
         if stored is not None and stored.size > MAX_BATCH_INPUT_BYTES:
-            raise _BadRequest(
+            raise EmulatedError(
+                400,
                 f"The batch input file is larger than the {MAX_BATCH_INPUT_BYTES} "
                 "maximum. Please try again with a smaller batch.",
                 param="input_file_id",
@@ -728,9 +734,7 @@ class OpenAIApi:
     def _view(self, request: Request) -> JobView:
         view = self._store.view(request.params["id"])
         if view is None or view.provider != self.provider:
-            raise _BadRequest(
-                f"No such Batch object: {request.params['id']}", param="id", status=404
-            )
+            raise EmulatedError(404, f"No such Batch object: {request.params['id']}", param="id")
         return view
 
     def _get_batch(self, request: Request) -> Response:
@@ -744,11 +748,9 @@ class OpenAIApi:
         self._view(request)
         view, accepted = self._store.request_cancel(request.params["id"])
         if view is None:
-            raise _BadRequest(
-                f"No such Batch object: {request.params['id']}", param="id", status=404
-            )
+            raise EmulatedError(404, f"No such Batch object: {request.params['id']}", param="id")
         if not accepted:
-            raise _BadRequest(f"Cannot cancel a batch with status '{view.status}'.", status=409)
+            raise EmulatedError(409, f"Cannot cancel a batch with status '{view.status}'.")
         return Response.json(_batch_json(view))
 
     # ------------------------------------------------------------------ models
@@ -759,11 +761,8 @@ class OpenAIApi:
     def _get_model(self, request: Request) -> Response:
         model = request.params["id"]
         if model.startswith("unknown-"):
-            raise _BadRequest(
-                f"The model '{model}' does not exist",
-                param="model",
-                code="model_not_found",
-                status=404,
+            raise EmulatedError(
+                404, f"The model '{model}' does not exist", code="model_not_found", param="model"
             )
         return Response.json(_model_json(model))
 

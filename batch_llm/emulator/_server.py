@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from ._knobs import Knobs
+from ._outcome import EmulatedError
 from ._stats import EmulatorStats, StatsRecorder
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
     "App",
     "EmulatorHTTPServer",
     "Request",
-    "RequestError",
     "Response",
     "Router",
     "add_control_routes",
@@ -72,16 +72,6 @@ def rfc3339(when: float | None) -> str | None:
     return (
         datetime.fromtimestamp(when, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
     )
-
-
-class RequestError(Exception):
-    """A request the emulator refuses: malformed HTTP (bad framing, too large), or a body the
-    provider would reject; answered with ``status`` and ``message`` in the provider's shape."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -385,7 +375,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         try:
             body = self._read_body()
-        except RequestError as exc:
+        except EmulatedError as exc:
             self.close_connection = True
             self._send(
                 Response.json(
@@ -422,9 +412,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             length = int(raw_length)
         except ValueError:
-            raise RequestError(400, "Invalid Content-Length header.") from None
+            raise EmulatedError(400, "Invalid Content-Length header.") from None
         if length < 0 or length > MAX_BODY_BYTES:
-            raise RequestError(413, f"Request body too large ({length} bytes).")
+            raise EmulatedError(413, f"Request body too large ({length} bytes).")
         # One preallocated buffer filled in place: a 200 MB upload costs 200 MB, not 400.
         body = bytearray(length)
         view = memoryview(body)
@@ -432,7 +422,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         while received < length:
             n = self.rfile.readinto(view[received:])
             if not n:
-                raise RequestError(400, "The request body ended early.")
+                raise EmulatedError(400, "The request body ended early.")
             received += n
         view.release()
         return body
@@ -444,16 +434,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
-                raise RequestError(400, "Malformed chunked request body.") from None
+                raise EmulatedError(400, "Malformed chunked request body.") from None
             if size == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers carry nothing the emulator needs
                 return body
             if len(body) + size > MAX_BODY_BYTES:
-                raise RequestError(413, "Request body too large.")
+                raise EmulatedError(413, "Request body too large.")
             chunk = self.rfile.read(size)
             if len(chunk) != size:
-                raise RequestError(400, "The request body ended early.")
+                raise EmulatedError(400, "The request body ended early.")
             body += chunk
             self.rfile.read(2)
 
