@@ -135,22 +135,14 @@ class AnthropicApi:
         scheme, _, key = (request.header("Authorization") or "").partition(" ")
         if scheme.lower() == "bearer" and key.strip():
             return None
-        return self.error(401, _NO_KEY)
+        return self.error(EmulatedError(401, _NO_KEY))
 
-    def error(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
+    def error(self, failure: EmulatedError, *, headers: dict[str, str] | None = None) -> Response:
         """An error in Anthropic's ``{"type": "error", "error": {...}}`` shape."""
         extra = {"request-id": _request_id(), **(headers or {})}
-        if status in (429, 529):
+        if failure.status in (429, 529):
             extra.update(RETRY_NOW)
-        return Response.json(error_body(status, message), status, extra)
+        return Response.json(error_body(failure.status, failure.message), failure.status, extra)
 
     @staticmethod
     def accepts(request: Request) -> bool:
@@ -170,18 +162,7 @@ class AnthropicApi:
             ("GET", "/v1/messages/batches/{id}/results", self._results),
         ]
         for method, template, handler in routes:
-            router.add(method, template, self._guard(handler), self)
-
-    def _guard(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        def guarded(request: Request) -> Response:
-            try:
-                response = handler(request)
-            except EmulatedError as exc:
-                return self.error(exc.status, exc.message)
-            response.headers.setdefault("request-id", _request_id())
-            return response
-
-        return guarded
+            router.add(method, template, _with_request_id(handler), self)
 
     # ------------------------------------------------------------------ realtime
 
@@ -189,10 +170,7 @@ class AnthropicApi:
         self._stats.add("realtime_calls")
         body = _json_body(request)
         if body.get("stream"):
-            try:
-                events = message_stream(body)
-            except EmulatedError as exc:
-                return self._outcome(error_outcome(exc.status, exc.message))
+            events = message_stream(body)  # an invalid request raises: an ordinary HTTP error
             return Response(200, events, "text/event-stream; charset=utf-8")
         return self._outcome(respond(body))
 
@@ -345,6 +323,18 @@ class AnthropicApi:
 
 def _request_id() -> str:
     return "req_" + uuid.uuid4().hex[:24]
+
+
+def _with_request_id(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    """``handler``, its answers carrying a ``request-id`` as Anthropic's do (errors get theirs
+    from ``AnthropicApi.error``)."""
+
+    def handle(request: Request) -> Response:
+        response = handler(request)
+        response.headers.setdefault("request-id", _request_id())
+        return response
+
+    return handle
 
 
 def _processing_status(status: str) -> str:

@@ -244,17 +244,9 @@ class _UploadErrors:
             denied.headers["x-goog-upload-status"] = "final"
         return denied
 
-    def error(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
+    def error(self, failure: EmulatedError, *, headers: dict[str, str] | None = None) -> Response:
         return self._api.error(
-            status, message, headers={**(headers or {}), "x-goog-upload-status": "final"}
+            failure, headers={**(headers or {}), "x-goog-upload-status": "final"}
         )
 
 
@@ -288,19 +280,11 @@ class GeminiApi:
         """Any non-empty API key, in ``x-goog-api-key`` or ``?key=``, is accepted."""
         if (request.header("x-goog-api-key") or request.arg("key") or "").strip():
             return None
-        return self.error(403, _NO_KEY)
+        return self.error(EmulatedError(403, _NO_KEY))
 
-    def error(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
+    def error(self, failure: EmulatedError, *, headers: dict[str, str] | None = None) -> Response:
         """An error in Google's ``{"error": {"code", "message", "status"}}`` shape."""
-        return Response.json(error_body(status, message), status, headers)
+        return Response.json(error_body(failure.status, failure.message), failure.status, headers)
 
     @staticmethod
     def accepts(request: Request) -> bool:
@@ -334,17 +318,8 @@ class GeminiApi:
             # Under /v1 the paths are OpenAI's too: take only Google-keyed requests.
             when = self.accepts if version == "v1" else None
             for method, template, handler in routes:
-                router.add(method, template, self._guard(handler), self, when=when)
-            router.add("POST", f"/upload/{version}/files", self._guard(self._upload), uploads)
-
-    def _guard(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        def guarded(request: Request) -> Response:
-            try:
-                return handler(request)
-            except EmulatedError as exc:
-                return self.error(exc.status, exc.message)
-
-        return guarded
+                router.add(method, template, handler, self, when=when)
+            router.add("POST", f"/upload/{version}/files", self._upload, uploads)
 
     # ------------------------------------------------------------------ realtime
 
@@ -354,10 +329,8 @@ class GeminiApi:
 
     def _stream(self, request: Request) -> Response:
         self._stats.add("realtime_calls")
-        try:
-            events = stream_generate_content(request.params["model"], _json_body(request))
-        except EmulatedError as exc:
-            return _outcome(error_outcome(exc.status, exc.message))
+        # An invalid request raises: an ordinary HTTP error.
+        events = stream_generate_content(request.params["model"], _json_body(request))
         return Response(200, events, "text/event-stream")
 
     def _count_tokens(self, request: Request) -> Response:

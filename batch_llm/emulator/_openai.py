@@ -509,21 +509,14 @@ class OpenAIApi:
         scheme, _, key = header.partition(" ")
         if scheme.lower() == "bearer" and key.strip():
             return None
-        return self.error(401, _NO_KEY)
+        return self.error(EmulatedError(401, _NO_KEY))
 
-    def error(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
+    def error(self, failure: EmulatedError, *, headers: dict[str, str] | None = None) -> Response:
         """An error in OpenAI's ``{"error": {...}}`` shape."""
-        return Response.json(
-            error_payload(status, message, code=code, param=param), status, headers
+        body = error_payload(
+            failure.status, failure.message, code=failure.code, param=failure.param
         )
+        return Response.json(body, failure.status, headers)
 
     def register(self, router: Router) -> None:
         """Add every OpenAI route to ``router``."""
@@ -542,16 +535,7 @@ class OpenAIApi:
         ]
         routes.extend(("POST", endpoint, self._realtime(endpoint)) for endpoint in ENDPOINTS)
         for method, template, handler in routes:
-            router.add(method, template, self._guard(handler), self)
-
-    def _guard(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        def guarded(request: Request) -> Response:
-            try:
-                return handler(request)
-            except EmulatedError as exc:
-                return self.error(exc.status, exc.message, code=exc.code, param=exc.param)
-
-        return guarded
+            router.add(method, template, handler, self)
 
     # ------------------------------------------------------------------ realtime
 

@@ -1,7 +1,8 @@
 """The emulator's HTTP layer: a threaded HTTP/1.1 server, a router, fault injection, control routes.
 
 Provider modules register routes together with an :class:`Api` that knows how that provider
-authenticates and shapes its errors; everything here is provider-neutral.
+authenticates and shapes its errors; a handler refuses a request by raising ``EmulatedError``,
+and the route's Api shapes the answer. Everything here is provider-neutral.
 """
 
 from __future__ import annotations
@@ -137,16 +138,8 @@ class Api(Protocol):
         """None if the request may proceed, else the error response to send."""
         ...
 
-    def error(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
-        """An error response in the provider's shape."""
+    def error(self, failure: EmulatedError, *, headers: dict[str, str] | None = None) -> Response:
+        """The response that answers with ``failure``, in the provider's shape."""
         ...
 
 
@@ -252,9 +245,11 @@ class App:
             fallback = self._fallback_for(request)
             if path_known:
                 return fallback.error(
-                    405, f"Method {request.method} not allowed for {request.path}."
+                    EmulatedError(405, f"Method {request.method} not allowed for {request.path}.")
                 )
-            return fallback.error(404, f"Invalid URL ({request.method} {request.path})")
+            return fallback.error(
+                EmulatedError(404, f"Invalid URL ({request.method} {request.path})")
+            )
         request.params = params
         api = route.api
         try:
@@ -268,10 +263,13 @@ class App:
             if fault is not None:
                 return fault
             return route.handler(request)
+        except EmulatedError as exc:
+            # How every handler refuses a request: the route's provider shapes the answer.
+            return (api or self._fallback_for(request)).error(exc)
         except Exception:
             log.exception("emulator handler for %s failed", route.key)
             return (api or self._fallback_for(request)).error(
-                500, "The emulator failed on this request."
+                EmulatedError(500, "The emulator failed on this request.")
             )
 
     def _injected_fault(self, key: str, count: int, api: Api) -> Response | None:
@@ -284,7 +282,7 @@ class App:
         self._stats.add("http_errors_injected")
         status = knobs.http_error_status
         headers = dict(RETRY_NOW) if status == 429 else None
-        return api.error(status, _fault_message(status), headers=headers)
+        return api.error(EmulatedError(status, _fault_message(status)), headers=headers)
 
 
 def _fault_message(status: int) -> str:
