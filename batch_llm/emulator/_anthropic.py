@@ -13,11 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ._anthropic_shapes import count_tokens, error_body, error_outcome, message_stream, respond
+from ._api import ProviderApi
 from ._faults import LineDamage
-from ._knobs import Knobs
 from ._outcome import EmulatedError
 from ._server import RETRY_NOW, Request, Response, Router, dumps, rfc3339
-from ._stats import StatsRecorder
 from ._store import (
     CANCELLED,
     DROPPED,
@@ -29,7 +28,6 @@ from ._store import (
     JobView,
     Loaded,
     Outcome,
-    Store,
 )
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_REQUESTS", "AnthropicApi"]
@@ -116,15 +114,10 @@ class _AnthropicBatch:
         return {"results": b"".join(lines), "counts": counts}
 
 
-class AnthropicApi:
+class AnthropicApi(ProviderApi):
     """Anthropic's routes under ``/v1``, answering in Anthropic's shapes."""
 
     provider = "anthropic"
-
-    def __init__(self, store: Store, knobs: Callable[[], Knobs], stats: StatsRecorder) -> None:
-        self._store = store
-        self._knobs = knobs
-        self._stats = stats
 
     # ------------------------------------------------------------------ Api protocol
 
@@ -241,10 +234,7 @@ class AnthropicApi:
             knobs=knobs,
             line_count=len(custom_ids),
         )
-        if knobs.take_lost_create_reply():
-            self._stats.add("create_replies_lost")
-            return Response.lost_reply()
-        return Response.json(_batch_json(view, request.base_url))
+        return self._create_reply(Response.json(_batch_json(view, request.base_url)))
 
     def _view(self, request: Request) -> JobView:
         view = self._store.view(request.params["id"])
@@ -311,14 +301,7 @@ class AnthropicApi:
         view = self._view(request)
         if view.status not in TERMINAL_STATUSES:
             raise EmulatedError(400, f"Message batch {view.id} has not finished processing.")
-        size, delay = self._knobs().download_chunking()
-        return Response(
-            200,
-            view.extra.get("results", b""),
-            "application/x-jsonl",
-            chunk_bytes=size,
-            chunk_delay=delay,
-        )
+        return self._download_reply(view.extra.get("results", b""), "application/x-jsonl")
 
 
 def _request_id() -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ._api import ProviderApi
 from ._faults import LineDamage, shorten_realtime
 from ._gemini_shapes import (
     batch_embed_contents,
@@ -250,15 +251,13 @@ class _UploadErrors:
         )
 
 
-class GeminiApi:
+class GeminiApi(ProviderApi):
     """Gemini's routes under ``/v1beta`` and ``/v1``, answering in Google's shapes."""
 
     provider = "gemini"
 
     def __init__(self, store: Store, knobs: Callable[[], Knobs], stats: StatsRecorder) -> None:
-        self._store = store
-        self._knobs = knobs
-        self._stats = stats
+        super().__init__(store, knobs, stats)
         self._lock = threading.Lock()
         self._uploads: dict[str, _Upload] = {}
         self._files: dict[str, tuple[str, str]] = {}  # file id -> (display name, mime type)
@@ -429,10 +428,7 @@ class GeminiApi:
             line_count=line_count,
             extra={"model": model, "display_name": display_name, "kind": kind, "input": echo},
         )
-        if self._knobs().take_lost_create_reply():
-            self._stats.add("create_replies_lost")
-            return Response.lost_reply()
-        return _operation_response(view)
+        return self._create_reply(_operation_response(view))
 
     def _view(self, request: Request) -> JobView:
         name = request.params["name"]
@@ -605,10 +601,7 @@ class GeminiApi:
             raise EmulatedError(
                 400, "Only generated files can be downloaded; uploaded files cannot."
             )
-        size, delay = self._knobs().download_chunking()
-        return Response(
-            200, stored.data, "application/octet-stream", chunk_bytes=size, chunk_delay=delay
-        )
+        return self._download_reply(stored.data, "application/octet-stream")
 
 
 def _outcome(outcome: Outcome) -> Response:

@@ -11,13 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from ._api import ProviderApi
 from ._faults import LineDamage, shorten_realtime
-from ._knobs import Knobs
 from ._multipart import MultipartError, boundary_of, parse_multipart
 from ._openai_shapes import ENDPOINTS, chat_stream, error_outcome, error_payload, respond
 from ._outcome import EmulatedError
 from ._server import RETRY_NOW, Request, Response, Router, dumps
-from ._stats import StatsRecorder
 from ._store import (
     CANCELLED,
     ERROR,
@@ -491,15 +490,10 @@ def _batch_json(view: JobView) -> dict[str, Any]:
     }
 
 
-class OpenAIApi:
+class OpenAIApi(ProviderApi):
     """OpenAI's routes under ``/v1``, answering in OpenAI's shapes."""
 
     provider = "openai"
-
-    def __init__(self, store: Store, knobs: Callable[[], Knobs], stats: StatsRecorder) -> None:
-        self._store = store
-        self._knobs = knobs
-        self._stats = stats
 
     # ------------------------------------------------------------------ Api protocol
 
@@ -643,14 +637,7 @@ class OpenAIApi:
         return Response.json({"id": stored.id, "object": "file", "deleted": True})
 
     def _file_content(self, request: Request) -> Response:
-        size, delay = self._knobs().download_chunking()
-        return Response(
-            200,
-            self._file(request).data,
-            "application/octet-stream",
-            chunk_bytes=size,
-            chunk_delay=delay,
-        )
+        return self._download_reply(self._file(request).data, "application/octet-stream")
 
     # ------------------------------------------------------------------ batches
 
@@ -710,10 +697,7 @@ class OpenAIApi:
             line_count=_count_lines(stored.data) if stored is not None else 0,
             extra={"input_file_id": file_id, "completion_window": window, "metadata": metadata},
         )
-        if self._knobs().take_lost_create_reply():
-            self._stats.add("create_replies_lost")
-            return Response.lost_reply()
-        return Response.json(_batch_json(view))
+        return self._create_reply(Response.json(_batch_json(view)))
 
     def _view(self, request: Request) -> JobView:
         view = self._store.view(request.params["id"])
