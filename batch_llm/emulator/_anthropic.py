@@ -6,7 +6,6 @@ and the answers are spliced into the results JSONL as already-encoded bytes.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable
@@ -40,16 +39,6 @@ _NO_KEY = "x-api-key header is required (batch-llm emulator: any key works)"
 _BAD_JSON = "Request body is not valid JSON."
 # Processing states the API reports as one "in_progress".
 _PROCESSING = {"cancelling": "canceling"}
-
-
-def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body)
-    except ValueError:
-        raise EmulatedError(400, _BAD_JSON) from None
-    if not isinstance(body, dict):
-        raise EmulatedError(400, _BAD_JSON)
-    return body
 
 
 class _AnthropicBatch:
@@ -161,14 +150,14 @@ class AnthropicApi(ProviderApi):
 
     def _messages(self, request: Request) -> Response:
         self._stats.add("realtime_calls")
-        body = _json_body(request)
+        body = request.json_object(_BAD_JSON)
         if body.get("stream"):
             events = message_stream(body)  # an invalid request raises: an ordinary HTTP error
             return Response(200, events, "text/event-stream; charset=utf-8")
         return self._outcome(respond(body))
 
     def _count_tokens(self, request: Request) -> Response:
-        return self._outcome(count_tokens(_json_body(request)))
+        return self._outcome(count_tokens(request.json_object(_BAD_JSON)))
 
     def _outcome(self, outcome: Outcome) -> Response:
         headers = dict(RETRY_NOW) if outcome.status in (429, 529) else {}
@@ -181,7 +170,7 @@ class AnthropicApi(ProviderApi):
             raise EmulatedError(
                 413, f"Request exceeds the maximum size of {MAX_BATCH_BYTES} bytes."
             )
-        body = _json_body(request)
+        body = request.json_object(_BAD_JSON)
         requests = body.get("requests")
         if requests is None:
             raise EmulatedError(400, "requests: Field required")

@@ -93,13 +93,11 @@ def _field(obj: Any, camel: str) -> Any:
 
 
 def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError:
-        raise EmulatedError(400, "Invalid JSON payload received.") from None
-    if not isinstance(body, dict):
-        raise EmulatedError(400, "Invalid JSON payload received. Expected an object.")
-    return body
+    if not request.body:
+        return {}  # no body at all: a request that leaves every field out
+    return request.json_object(
+        "Invalid JSON payload received.", "Invalid JSON payload received. Expected an object."
+    )
 
 
 def _file_id(name: str) -> str:

@@ -96,6 +96,18 @@ class Request:
         """A header value (case-insensitive)."""
         return self.headers.get(name.lower())
 
+    def json_object(self, invalid: str, not_object: str | None = None) -> dict[str, Any]:
+        """The body as a JSON object, else a 400 with the provider's words for it: ``invalid``
+        for a body that is not JSON, ``not_object`` (``invalid`` if not given) for JSON that is
+        not an object."""
+        try:
+            body = json.loads(self.body)
+        except ValueError:
+            raise EmulatedError(400, invalid) from None
+        if not isinstance(body, dict):
+            raise EmulatedError(400, invalid if not_object is None else not_object)
+        return body
+
 
 @dataclass(slots=True)
 class Response:
