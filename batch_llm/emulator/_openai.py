@@ -66,14 +66,10 @@ _MODELS = (
 )
 
 
-def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body)
-    except ValueError:
-        raise EmulatedError(400, _BAD_JSON) from None
-    if not isinstance(body, dict):
-        raise EmulatedError(400, _BAD_JSON)
-    return body
+def _invalid_type(param: str, expected: str) -> EmulatedError:
+    return EmulatedError(
+        400, f"Invalid type for '{param}': expected {expected}.", code="invalid_type", param=param
+    )
 
 
 def _limit(request: Request, default: int, maximum: int) -> int:
@@ -131,12 +127,7 @@ def _check_metadata(metadata: Any) -> dict[str, str] | None:
     if metadata is None:
         return None
     if not isinstance(metadata, dict):
-        raise EmulatedError(
-            400,
-            "Invalid type for 'metadata': expected an object.",
-            code="invalid_type",
-            param="metadata",
-        )
+        raise _invalid_type("metadata", "an object")
     if len(metadata) > 16:
         raise EmulatedError(
             400,
@@ -155,12 +146,7 @@ def _check_metadata(metadata: Any) -> dict[str, str] | None:
                 param="metadata",
             )
         if not isinstance(value, str):
-            raise EmulatedError(
-                400,
-                f"Invalid type for 'metadata.{key}': expected a string.",
-                code="invalid_type",
-                param=f"metadata.{key}",
-            )
+            raise _invalid_type(f"metadata.{key}", "a string")
         if len(value) > 512:
             raise EmulatedError(
                 400,
@@ -430,24 +416,22 @@ class _OpenAIBatch:
         if job.knobs.reverse_output:
             ok_lines.reverse()
             error_lines.reverse()
-        extra: dict[str, Any] = {"output_file_id": None, "error_file_id": None}
-        if ok_lines:
-            extra["output_file_id"] = self._store.add_file(
-                b"".join(ok_lines),
-                filename=f"{job.id}_output.jsonl",
-                purpose="batch_output",
-                owner=job,
-            ).id
-        if error_lines:
-            extra["error_file_id"] = self._store.add_file(
-                b"".join(error_lines),
-                filename=f"{job.id}_error.jsonl",
-                purpose="batch_output",
-                owner=job,
-            ).id
+        extra = {
+            "output_file_id": self._results_file(job, "output", ok_lines),
+            "error_file_id": self._results_file(job, "error", error_lines),
+        }
         # The files now hold every answer; keeping the outcomes too would double the memory.
         job.results = []
         return extra
+
+    def _results_file(self, job: BatchJob, kind: str, lines: list[bytes]) -> str | None:
+        """The id of the batch's ``kind`` ("output" or "error") file, None if it has no lines."""
+        if not lines:
+            return None
+        stored = self._store.add_file(
+            b"".join(lines), filename=f"{job.id}_{kind}.jsonl", purpose="batch_output", owner=job
+        )
+        return stored.id
 
 
 def _timestamp(view: JobView, status: str) -> int | None:
@@ -536,7 +520,7 @@ class OpenAIApi(ProviderApi):
     def _realtime(self, endpoint: str) -> Callable[[Request], Response]:
         def handle(request: Request) -> Response:
             self._stats.add("realtime_calls")
-            body = _json_body(request)
+            body = request.json_object(_BAD_JSON)
             if body.get("stream"):
                 if endpoint != "/v1/chat/completions":
                     raise EmulatedError(
@@ -642,7 +626,7 @@ class OpenAIApi(ProviderApi):
     # ------------------------------------------------------------------ batches
 
     def _create_batch(self, request: Request) -> Response:
-        body = _json_body(request)
+        body = request.json_object(_BAD_JSON)
         for name in ("input_file_id", "endpoint", "completion_window"):
             if body.get(name) is None:
                 raise EmulatedError(
@@ -657,12 +641,7 @@ class OpenAIApi(ProviderApi):
             body["completion_window"],
         )
         if not isinstance(file_id, str):
-            raise EmulatedError(
-                400,
-                "Invalid type for 'input_file_id': expected a string.",
-                code="invalid_type",
-                param="input_file_id",
-            )
+            raise _invalid_type("input_file_id", "a string")
         if endpoint not in ENDPOINTS:
             supported = ", ".join(f"'{e}'" for e in ENDPOINTS)
             raise EmulatedError(

@@ -283,6 +283,17 @@ def _chat_turns(messages: Any) -> tuple[str, list[Turn]]:
     return "\n".join(system), turns
 
 
+def _tool_spec(function: dict[str, Any]) -> ToolSpec:
+    """A function tool whose name is checked already: chat nests it under ``"function"``,
+    Responses gives it flat, and both spell its fields alike."""
+    parameters = function.get("parameters")
+    return ToolSpec(
+        function["name"],
+        str(function.get("description") or ""),
+        parameters if isinstance(parameters, dict) else {},
+    )
+
+
 def _chat_tools(body: dict[str, Any]) -> tuple[list[ToolSpec], ToolChoice, str | None]:
     raw_tools = body.get("tools")
     tools: list[ToolSpec] = []
@@ -297,14 +308,7 @@ def _chat_tools(body: dict[str, Any]) -> tuple[list[ToolSpec], ToolChoice, str |
             function = raw.get("function")
             if not isinstance(function, dict) or not isinstance(function.get("name"), str):
                 raise _missing(f"tools[{i}].function.name")
-            parameters = function.get("parameters")
-            tools.append(
-                ToolSpec(
-                    function["name"],
-                    str(function.get("description") or ""),
-                    parameters if isinstance(parameters, dict) else {},
-                )
-            )
+            tools.append(_tool_spec(function))
     choice = body.get("tool_choice")
     if choice is None:
         return tools, "auto", None
@@ -726,14 +730,7 @@ def _responses_tools(body: dict[str, Any]) -> tuple[list[ToolSpec], ToolChoice, 
         if isinstance(raw, dict) and raw.get("type") == "function":
             if not isinstance(raw.get("name"), str):
                 raise _missing(f"tools[{i}].name")
-            parameters = raw.get("parameters")
-            tools.append(
-                ToolSpec(
-                    raw["name"],
-                    str(raw.get("description") or ""),
-                    parameters if isinstance(parameters, dict) else {},
-                )
-            )
+            tools.append(_tool_spec(raw))
     choice = body.get("tool_choice", "auto")
     if choice in ("auto", "none", "required"):
         return tools, choice, None
