@@ -309,6 +309,18 @@ def _fault_message(status: int) -> str:
     return f"{phrase} (emulated)"
 
 
+def _unrouted_error(failure: EmulatedError) -> Response:
+    """An error answered before any provider's route is known (a request too malformed to
+    route, a control call), in OpenAI's shape as the App's default fallback answers."""
+    error = {
+        "message": failure.message,
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    return Response.json({"error": error}, failure.status)
+
+
 # --------------------------------------------------------------------------- control routes
 
 
@@ -331,17 +343,7 @@ def add_control_routes(
                 raise ValueError("Send a JSON object of knob names to values.")
             knobs().update(changes)
         except ValueError as exc:
-            return Response.json(
-                {
-                    "error": {
-                        "message": str(exc),
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-                400,
-            )
+            return _unrouted_error(EmulatedError(400, str(exc)))
         return Response.json(knobs().to_json())
 
     def get_stats(_: Request) -> Response:
@@ -387,19 +389,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = self._read_body()
         except EmulatedError as exc:
             self.close_connection = True
-            self._send(
-                Response.json(
-                    {
-                        "error": {
-                            "message": exc.message,
-                            "type": "invalid_request_error",
-                            "param": None,
-                            "code": None,
-                        }
-                    },
-                    exc.status,
-                )
-            )
+            self._send(_unrouted_error(exc))
             return
         parts = urlsplit(self.path)
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
