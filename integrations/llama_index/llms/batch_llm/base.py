@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from llama_index.core.base.llms.generic_utils import (
     acompletion_to_chat_decorator,
@@ -30,6 +31,7 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.schema import BaseComponent
 from llama_index.core.types import Model
 from llama_index_instrumentation import get_dispatcher
+from pydantic import BaseModel
 
 import batch_llm
 from batch_llm import BatchRequest, RequestFuture, Scheduler
@@ -190,16 +192,12 @@ class BatchLLM(FunctionCallingLLM):
     def _chat_result(
         self, future: RequestFuture, body: dict[str, Any], request: BatchRequest
     ) -> ChatResponse:
-        response = self._codec.chat_response(body, request)
-        response.additional_kwargs["batch_id"] = future.batch_id
-        return response
+        return _with_batch_id(self._codec.chat_response(body, request), future)
 
     def _completion_result(
         self, future: RequestFuture, body: dict[str, Any], request: BatchRequest
     ) -> CompletionResponse:
-        response = self._codec.completion_response(body, request)
-        response.additional_kwargs["batch_id"] = future.batch_id
-        return response
+        return _with_batch_id(self._codec.completion_response(body, request), future)
 
     def _uses_chat(self, kwargs: dict[str, Any]) -> bool:
         # Taken out rather than passed on: the provider SDK would refuse the unknown argument.
@@ -412,6 +410,43 @@ class BatchLLM(FunctionCallingLLM):
     # native structured output), one chat call with a schema (OpenAI's), or LlamaIndex's
     # function-calling program over chat_with_tools.
 
+    def _structured_route(
+        self,
+        output_cls: type[BaseModel],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None,
+        prompt_args: dict[str, Any],
+    ) -> _StructuredRoute:
+        """The way the wrapped LLM takes a ``structured_predict`` of this prompt; it decides
+        on its own copy of ``llm_kwargs``."""
+        llm_kwargs = dict(llm_kwargs or {})
+        mode = self.pydantic_program_mode
+        call = self._codec.structured_call(
+            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
+        )
+        if call is not None:
+            return _StructuredRoute(call, native=False, llm_kwargs=llm_kwargs)
+        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
+        return _StructuredRoute(None, native=native, llm_kwargs=llm_kwargs)
+
+    async def _astructured_route(
+        self,
+        output_cls: type[BaseModel],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None,
+        prompt_args: dict[str, Any],
+    ) -> _StructuredRoute:
+        """``_structured_route`` for async callers."""
+        llm_kwargs = dict(llm_kwargs or {})
+        mode = self.pydantic_program_mode
+        call = await self._codec.astructured_call(
+            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
+        )
+        if call is not None:
+            return _StructuredRoute(call, native=False, llm_kwargs=llm_kwargs)
+        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
+        return _StructuredRoute(None, native=native, llm_kwargs=llm_kwargs)
+
     def _structured_direct(self, call: StructuredCall) -> Any:
         _future, body = self._answer(call.request)
         return call.parse(body)
@@ -428,22 +463,17 @@ class BatchLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        llm_kwargs = dict(llm_kwargs or {})
-        mode = self.pydantic_program_mode
-        call = self._codec.structured_call(
-            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
-        )
-        if call is not None:
-            direct: Model = self._structured_direct(call)
+        route = self._structured_route(output_cls, prompt, llm_kwargs, prompt_args)
+        if route.call is not None:
+            direct: Model = self._structured_direct(route.call)
             return direct
-        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
-        if not native:
+        if not route.native:
             predicted: Model = super().structured_predict(
-                output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args
+                output_cls, prompt, llm_kwargs=route.llm_kwargs, **prompt_args
             )
             return predicted
         messages = self._extend_messages(prompt.format_messages(**prompt_args))
-        response = self.chat(messages, **llm_kwargs)
+        response = self.chat(messages, **route.llm_kwargs)
         result: Model = output_cls.model_validate_json(str(response.message.content))
         return result
 
@@ -455,22 +485,17 @@ class BatchLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        llm_kwargs = dict(llm_kwargs or {})
-        mode = self.pydantic_program_mode
-        call = await self._codec.astructured_call(
-            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
-        )
-        if call is not None:
-            direct: Model = await self._astructured_direct(call)
+        route = await self._astructured_route(output_cls, prompt, llm_kwargs, prompt_args)
+        if route.call is not None:
+            direct: Model = await self._astructured_direct(route.call)
             return direct
-        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
-        if not native:
+        if not route.native:
             predicted: Model = await super().astructured_predict(
-                output_cls, prompt, llm_kwargs=llm_kwargs, **prompt_args
+                output_cls, prompt, llm_kwargs=route.llm_kwargs, **prompt_args
             )
             return predicted
         messages = self._extend_messages(prompt.format_messages(**prompt_args))
-        response = await self.achat(messages, **llm_kwargs)
+        response = await self.achat(messages, **route.llm_kwargs)
         result: Model = output_cls.model_validate_json(str(response.message.content))
         return result
 
@@ -481,25 +506,20 @@ class BatchLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Generator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None, None]:
-        llm_kwargs = dict(llm_kwargs or {})
-        mode = self.pydantic_program_mode
-        call = self._codec.structured_call(
-            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
-        )
-        if call is not None:
-            yield self._structured_direct(call)
+        route = self._structured_route(output_cls, prompt, llm_kwargs, prompt_args)
+        if route.call is not None:
+            yield self._structured_direct(route.call)
             return
-        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
-        if not native:
+        if not route.native:
             yield from super()._structured_stream_call(
-                output_cls, prompt, llm_kwargs, **prompt_args
+                output_cls, prompt, route.llm_kwargs, **prompt_args
             )
             return
         from llama_index.core.program.streaming_utils import process_streaming_content_incremental
 
         messages = self._extend_messages(prompt.format_messages(**prompt_args))
         current = None
-        for response in self.stream_chat(messages, **llm_kwargs):
+        for response in self.stream_chat(messages, **route.llm_kwargs):
             current = process_streaming_content_incremental(response, output_cls, current)
             yield current
 
@@ -510,13 +530,9 @@ class BatchLLM(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> AsyncGenerator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None]:
-        llm_kwargs = dict(llm_kwargs or {})
-        mode = self.pydantic_program_mode
-        call = await self._codec.astructured_call(
-            output_cls, prompt.format_messages(**prompt_args), llm_kwargs, mode
-        )
-        if call is not None:
-            direct = call
+        route = await self._astructured_route(output_cls, prompt, llm_kwargs, prompt_args)
+        if route.call is not None:
+            direct = route.call
 
             async def one() -> AsyncGenerator[
                 Model | list[Model] | FlexibleModel | list[FlexibleModel], None
@@ -524,10 +540,9 @@ class BatchLLM(FunctionCallingLLM):
                 yield await self._astructured_direct(direct)
 
             return one()
-        native, llm_kwargs = self._codec.structured_plan(output_cls, llm_kwargs, mode)
-        if not native:
+        if not route.native:
             return await super()._structured_astream_call(
-                output_cls, prompt, llm_kwargs, **prompt_args
+                output_cls, prompt, route.llm_kwargs, **prompt_args
             )
         from llama_index.core.program.streaming_utils import process_streaming_content_incremental
 
@@ -537,8 +552,28 @@ class BatchLLM(FunctionCallingLLM):
             Model | list[Model] | FlexibleModel | list[FlexibleModel], None
         ]:
             current = None
-            async for response in await self.astream_chat(messages, **llm_kwargs):
+            async for response in await self.astream_chat(messages, **route.llm_kwargs):
                 current = process_streaming_content_incremental(response, output_cls, current)
                 yield current
 
         return gen()
+
+
+_Response = TypeVar("_Response", ChatResponse, CompletionResponse)
+
+
+def _with_batch_id(response: _Response, future: RequestFuture) -> _Response:
+    """``response``, naming the provider batch that answered it (see the class docstring)."""
+    response.additional_kwargs["batch_id"] = future.batch_id
+    return response
+
+
+@dataclass(frozen=True, slots=True)
+class _StructuredRoute:
+    """Which of the three ways a ``structured_predict`` goes: ``call``, one request of its own;
+    else ``native``, one chat call with a schema; else the function-calling program. The chat
+    call and the program take ``llm_kwargs``, as the codec's ``structured_plan`` left them."""
+
+    call: StructuredCall | None
+    native: bool
+    llm_kwargs: dict[str, Any]
