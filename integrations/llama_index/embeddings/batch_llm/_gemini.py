@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.llms.batch_llm.shared import gemini_base_url
+from llama_index.llms.batch_llm.shared import gemini_base_url, gemini_provider, refuse_vertex_ai
 
 import batch_llm
 from batch_llm import BatchRequest
@@ -45,11 +45,8 @@ class GeminiEmbeddingCodec(EmbeddingCodec):
 
     @classmethod
     def wrap(cls, embedding: BaseEmbedding) -> GeminiEmbeddingCodec:
-        if embedding._client.vertexai:  # type: ignore[attr-defined]
-            raise ValueError(
-                "BatchEmbedding cannot batch GoogleGenAIEmbedding on Vertex AI: its batch "
-                "prediction reads from Cloud Storage or BigQuery; use the Gemini Developer API"
-            )
+        client = embedding._client  # type: ignore[attr-defined]
+        refuse_vertex_ai(client, wrapper="BatchEmbedding", wrapped="GoogleGenAIEmbedding")
         return cls(embedding)
 
     @property
@@ -78,13 +75,7 @@ class GeminiEmbeddingCodec(EmbeddingCodec):
 
     @functools.cached_property
     def provider(self) -> batch_llm.Provider:
-        api_client = self._client._api_client
-        return batch_llm.resolve_provider(
-            "gemini",
-            api_key=api_client.api_key or None,
-            base_url=gemini_base_url(self._client),
-            api_version=api_client._http_options.api_version,
-        )
+        return gemini_provider(self._client)
 
     def requests(self, texts: Sequence[str], *, query: bool) -> list[BatchRequest]:
         embedding: Any = self.embedding

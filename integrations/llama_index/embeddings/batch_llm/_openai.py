@@ -12,8 +12,9 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.llms.batch_llm.shared import (
     capture_openai_request,
-    openai_batch_base_url,
     openai_inner_base_url,
+    openai_provider,
+    refuse_azure_openai,
 )
 
 import batch_llm
@@ -53,11 +54,8 @@ class OpenAIEmbeddingCodec(EmbeddingCodec):
 
     @classmethod
     def wrap(cls, embedding: BaseEmbedding) -> OpenAIEmbeddingCodec:
-        if "azure" in type(embedding).__module__:
-            raise ValueError(
-                f"BatchEmbedding cannot batch {type(embedding).__name__} yet: Azure OpenAI "
-                "batches use deployments; wrap llama_index.embeddings.openai.OpenAIEmbedding"
-            )
+        instead = "llama_index.embeddings.openai.OpenAIEmbedding"
+        refuse_azure_openai(embedding, wrapper="BatchEmbedding", instead=instead)
         return cls(embedding)
 
     def fields(self) -> dict[str, Any]:
@@ -76,13 +74,7 @@ class OpenAIEmbeddingCodec(EmbeddingCodec):
 
     @functools.cached_property
     def provider(self) -> batch_llm.Provider:
-        embedding: Any = self.embedding
-        return batch_llm.resolve_provider(
-            "openai",
-            api_key=embedding.api_key or None,
-            base_url=openai_batch_base_url(embedding.api_base),
-            default_headers=embedding.default_headers,
-        )
+        return openai_provider(self.embedding)
 
     def requests(self, texts: Sequence[str], *, query: bool) -> list[BatchRequest]:
         embedding: Any = self.embedding

@@ -30,7 +30,7 @@ import batch_llm
 from batch_llm import BatchRequest
 
 from ._codecs import ChatCodec, StructuredCall
-from .shared import gemini_base_url, run_sync
+from .shared import gemini_base_url, gemini_provider, refuse_vertex_ai, run_sync
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -109,11 +109,7 @@ class GeminiChatCodec(ChatCodec):
     @classmethod
     def wrap(cls, llm: FunctionCallingLLM) -> GeminiChatCodec:
         client = llm._client  # type: ignore[attr-defined]
-        if client.vertexai:
-            raise ValueError(
-                "BatchLLM cannot batch GoogleGenAI on Vertex AI: its batch prediction reads "
-                "from Cloud Storage or BigQuery; use the Gemini Developer API (api_key)"
-            )
+        refuse_vertex_ai(client, wrapper="BatchLLM", wrapped="GoogleGenAI")
         return cls(llm)
 
     @property
@@ -137,13 +133,7 @@ class GeminiChatCodec(ChatCodec):
 
     @functools.cached_property
     def provider(self) -> batch_llm.Provider:
-        api_client = self._client._api_client
-        return batch_llm.resolve_provider(
-            "gemini",
-            api_key=api_client.api_key or None,
-            base_url=gemini_base_url(self._client),
-            api_version=api_client._http_options.api_version,
-        )
+        return gemini_provider(self._client)
 
     # -- GoogleGenAI._chat, its request half and its response half ------------------------------
 

@@ -24,7 +24,12 @@ import batch_llm
 from batch_llm import BatchRequest
 
 from ._codecs import ChatCodec
-from .shared import capture_openai_request, openai_batch_base_url, openai_inner_base_url
+from .shared import (
+    capture_openai_request,
+    openai_inner_base_url,
+    openai_provider,
+    refuse_azure_openai,
+)
 
 __all__ = ["OpenAIChatCodec"]
 
@@ -47,11 +52,7 @@ class OpenAIChatCodec(ChatCodec):
 
     @classmethod
     def wrap(cls, llm: FunctionCallingLLM) -> OpenAIChatCodec:
-        if "azure" in type(llm).__module__:
-            raise ValueError(
-                f"BatchLLM cannot batch {type(llm).__name__} yet: Azure OpenAI batches use "
-                "deployments and a different endpoint; wrap llama_index.llms.openai.OpenAI"
-            )
+        refuse_azure_openai(llm, wrapper="BatchLLM", instead="llama_index.llms.openai.OpenAI")
         return cls(llm)
 
     def fields(self) -> dict[str, Any]:
@@ -67,13 +68,7 @@ class OpenAIChatCodec(ChatCodec):
 
     @functools.cached_property
     def provider(self) -> batch_llm.Provider:
-        llm: Any = self.llm
-        return batch_llm.resolve_provider(
-            "openai",
-            api_key=llm.api_key or None,
-            base_url=openai_batch_base_url(llm.api_base),
-            default_headers=llm.default_headers,
-        )
+        return openai_provider(self.llm)
 
     def metadata(self) -> LLMMetadata:
         try:

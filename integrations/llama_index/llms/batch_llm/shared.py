@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 __all__ = [
     "capture_openai_request",
     "gemini_base_url",
+    "gemini_provider",
     "openai_batch_base_url",
     "openai_inner_base_url",
+    "openai_provider",
     "pickle_state",
+    "refuse_azure_openai",
+    "refuse_vertex_ai",
     "require_codec",
     "resolve_settings",
     "run_sync",
@@ -108,6 +112,51 @@ def gemini_base_url(client: Any) -> str | None:
     like the SDK, honours ``GOOGLE_GEMINI_BASE_URL``)."""
     base_url = str(client._api_client._http_options.base_url or "").rstrip("/")
     return None if not base_url or base_url == _GOOGLE_BASE_URL else base_url
+
+
+def openai_provider(wrapped: Any) -> batch_llm.Provider:
+    """The batch adapter for a LlamaIndex OpenAI class, LLM or embedding: its key, its default
+    headers and its server."""
+    return batch_llm.resolve_provider(
+        "openai",
+        api_key=wrapped.api_key or None,
+        base_url=openai_batch_base_url(wrapped.api_base),
+        default_headers=wrapped.default_headers,
+    )
+
+
+def gemini_provider(client: Any) -> batch_llm.Provider:
+    """The batch adapter for the google-genai client of a LlamaIndex Gemini class, LLM or
+    embedding: its key, its server and its API version."""
+    api_client = client._api_client
+    return batch_llm.resolve_provider(
+        "gemini",
+        api_key=api_client.api_key or None,
+        base_url=gemini_base_url(client),
+        api_version=api_client._http_options.api_version,
+    )
+
+
+def refuse_azure_openai(wrapped: object, *, wrapper: str, instead: str) -> None:
+    """Raise ``ValueError`` if ``wrapped`` is an Azure OpenAI class: Azure's batches use
+    deployments and an endpoint of their own, which the OpenAI adapter does not speak yet.
+    ``wrapper`` names the wrapper, ``instead`` the class to wrap."""
+    if "azure" in type(wrapped).__module__:
+        raise ValueError(
+            f"{wrapper} cannot batch {type(wrapped).__name__} yet: Azure OpenAI batches use "
+            f"deployments and a different endpoint; wrap {instead}"
+        )
+
+
+def refuse_vertex_ai(client: Any, *, wrapper: str, wrapped: str) -> None:
+    """Raise ``ValueError`` if a google-genai ``client`` is on Vertex AI, whose batch prediction
+    reads its input from Cloud Storage or BigQuery, never inline or from an upload.
+    ``wrapper`` names the wrapper, ``wrapped`` the class it was given."""
+    if client.vertexai:
+        raise ValueError(
+            f"{wrapper} cannot batch {wrapped} on Vertex AI: its batch prediction reads from "
+            "Cloud Storage or BigQuery; use the Gemini Developer API (api_key)"
+        )
 
 
 @functools.cache
