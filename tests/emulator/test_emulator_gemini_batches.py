@@ -264,6 +264,20 @@ def test_upload_url_is_absolute_and_authorizes_its_chunks(emu: Emulator) -> None
         assert json.loads(response.read())["file"]["sizeBytes"] == "3"
 
 
+def test_upload_errors_are_final(emu: Emulator) -> None:
+    # Without x-goog-upload-status: final the SDK sleeps and sends the chunk again.
+    chunk = urllib.request.Request(
+        f"{emu.url}/upload/v1beta/files?upload_id=gone&upload_protocol=resumable",
+        data=b"{}\n",
+        method="POST",
+        headers={"x-goog-api-key": "k", "X-Goog-Upload-Command": "upload, finalize"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(chunk)
+    assert caught.value.code == 404
+    assert caught.value.headers["x-goog-upload-status"] == "final"
+
+
 # --------------------------------------------------------------------------- embeddings
 
 
