@@ -178,7 +178,10 @@ def test_the_whole_scheduler_runs_on_a_fake_clock() -> None:
     provider = FakeProvider(knobs=Knobs(processing_delay=3600), clock=clock.now)
     with Scheduler(journal="off", window=60, clock=clock.now, sleep=clock.sleep) as sched:
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "1 + 1?"}]}
-        futures = [sched.submit(provider, CHAT, {**body, "n": 1 + i % 2}) for i in range(5)]
+        # Queued at once: the fake window's 60 s pass the moment the loop sleeps on them, so
+        # single submits racing it from this thread could split into two batches.
+        bodies = [{**body, "n": 1 + i % 2} for i in range(5)]
+        futures = sched.submit_many(provider, CHAT, bodies, flush=False)
         # An hour of batch and a minute of window on the fake clock; a real wait that long
         # would end in wait's own TimeoutError instead of answers.
         answers = wait(futures, timeout=30)
