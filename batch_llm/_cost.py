@@ -22,10 +22,10 @@ import re
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .providers import Usage
+if TYPE_CHECKING:  # at run time, importing the providers here would load every adapter
+    from .providers import Usage
 
 __all__ = [
     "CostReport",
@@ -234,6 +234,8 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _defaults() -> PriceTable:
+    from importlib import resources
+
     text = resources.files("batch_llm").joinpath("prices.json").read_text(encoding="utf-8")
     return PriceTable(json.loads(text))
 

@@ -7,11 +7,15 @@ import atexit
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._cost import CostReport, get_prices
-from ._dry_run import DryRunReport
-from ._scheduler import Scheduler
+
+# The scheduler (asyncio, the journal, the runner) loads when one is first built, not when
+# ``batch_llm.set_scheduler`` or ``cost_report`` is first named.
+if TYPE_CHECKING:
+    from ._dry_run import DryRunReport
+    from ._scheduler import Scheduler
 
 __all__ = ["cost_report", "dry_run", "get_scheduler", "set_scheduler"]
 
@@ -24,6 +28,8 @@ def get_scheduler() -> Scheduler:
     global _default
     with _default_lock:
         if _default is None:
+            from ._scheduler import Scheduler
+
             _default = Scheduler()
             atexit.register(_default.close)
         return _default
@@ -56,6 +62,8 @@ def dry_run(**options: Any) -> Iterator[DryRunReport]:
     one, and restores the previous one on exit; the yielded report is complete once the block
     has ended (requests still waiting for their window are planned then).
     """
+    from ._scheduler import Scheduler
+
     scheduler = Scheduler(dry_run=True, **options)
     previous = set_scheduler(scheduler)
     try:

@@ -8,13 +8,15 @@ injected (``sleep``) so tests never really wait.
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import tenacity
+# tenacity is imported where a policy runs: importing it costs about 15 ms (more where tornado
+# is installed, which it imports when it can), and importing the scheduler must not pay that.
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["RetryPolicy", "is_transient", "retry_after"]
 
@@ -76,6 +78,8 @@ def retry_after(exc: BaseException) -> float | None:
         try:
             return max(0.0, float(value))
         except ValueError:
+            import email.utils  # an HTTP date: rare, and the email package is slow to import
+
             when = email.utils.parsedate_to_datetime(value)
             return max(0.0, when.timestamp() - time.time())
     except (TypeError, ValueError):
@@ -83,10 +87,11 @@ def retry_after(exc: BaseException) -> float | None:
 
 
 @dataclass(frozen=True)
-class _WaitRetryAfter(tenacity.wait.wait_base):
-    """Wait what the provider asked for when it said, else the fallback strategy's wait."""
+class _WaitRetryAfter:
+    """Wait what the provider asked for when it said, else the fallback strategy's wait (any
+    callable is a wait strategy to tenacity; ``wait_base`` would need tenacity imported here)."""
 
-    fallback: tenacity.wait.wait_base
+    fallback: Callable[[tenacity.RetryCallState], float]
     cap: float
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
@@ -128,6 +133,8 @@ class RetryPolicy:
     ) -> T:
         """``await fn()``, retrying transient failures; ``before_retry(error)`` runs before each
         new try (a create that may have reached the provider is reconciled there)."""
+        import tenacity
+
         kwargs: dict[str, Any] = {}
         if self.sleep is not None:
             kwargs["sleep"] = self.sleep

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from .._errors import UnknownProviderError
-from ._anthropic import AnthropicProvider
 from ._base import (
     CAPABILITIES,
     BatchState,
@@ -24,10 +24,13 @@ from ._base import (
     Usage,
     encode_body,
 )
-from ._fake import FakeProvider, FakeStatusError
-from ._gemini import GeminiProvider
-from ._openai import OpenAIProvider
-from ._presets import PRESETS, OpenAICompatibleProvider, Preset, preset_classes
+
+if TYPE_CHECKING:  # at run time, each adapter loads when first named or resolved (__getattr__)
+    from ._anthropic import AnthropicProvider
+    from ._fake import FakeProvider, FakeStatusError
+    from ._gemini import GeminiProvider
+    from ._openai import OpenAIProvider
+    from ._presets import PRESETS, OpenAICompatibleProvider, Preset
 
 __all__ = [
     "CAPABILITIES",
@@ -53,13 +56,64 @@ __all__ = [
     "resolve_provider",
 ]
 
+# An adapter module costs 3-7 ms to import (Gemini's most) and a run uses one or two of them, so
+# the modules load on first use.
+_ADAPTERS = {
+    "AnthropicProvider": "._anthropic",
+    "FakeProvider": "._fake",
+    "FakeStatusError": "._fake",
+    "GeminiProvider": "._gemini",
+    "OpenAIProvider": "._openai",
+    "OpenAICompatibleProvider": "._presets",
+    "PRESETS": "._presets",
+    "Preset": "._presets",
+}
+
+if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name is still an error there
+
+    def __getattr__(name: str) -> Any:
+        module = _ADAPTERS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+def _lazy(attribute: str) -> Callable[..., Provider]:
+    module = _ADAPTERS[attribute]
+
+    def build(**options: Any) -> Provider:
+        factory: Callable[..., Provider] = getattr(import_module(module, __name__), attribute)
+        return factory(**options)
+
+    return build
+
+
+def _preset(name: str) -> Callable[..., Provider]:
+    def build(**options: Any) -> Provider:
+        from ._presets import preset_class
+
+        return preset_class(name)(**options)
+
+    return build
+
+
+# The presets' names, without importing the OpenAI adapter their classes derive from (a test
+# holds this list and ``PRESETS`` together).
+_PRESET_NAMES = ("groq", "doubleword", "azure")
+
 _factories: dict[str, Callable[..., Provider]] = {
-    "openai": OpenAIProvider,
-    "anthropic": AnthropicProvider,
-    "gemini": GeminiProvider,
-    "google_genai": GeminiProvider,  # LangChain's name for the provider
-    "fake": FakeProvider,
-    **preset_classes(),
+    "openai": _lazy("OpenAIProvider"),
+    "anthropic": _lazy("AnthropicProvider"),
+    "gemini": _lazy("GeminiProvider"),
+    "google_genai": _lazy("GeminiProvider"),  # LangChain's name for the provider
+    "fake": _lazy("FakeProvider"),
+    **{name: _preset(name) for name in _PRESET_NAMES},
 }
 _interned: dict[Provider, Provider] = {}
 _lock = threading.Lock()

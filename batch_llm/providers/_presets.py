@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from .._errors import InvalidRequestError
 from ._openai import OpenAIProvider
 
-__all__ = ["PRESETS", "OpenAICompatibleProvider", "Preset", "preset_classes"]
+__all__ = ["PRESETS", "OpenAICompatibleProvider", "Preset", "preset_class"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +127,10 @@ def _class_for(preset: Preset) -> type[OpenAICompatibleProvider]:
     )
 
 
-def preset_classes() -> dict[str, type[OpenAICompatibleProvider]]:
-    """One adapter class per preset, by provider name."""
-    return {name: _class_for(preset) for name, preset in PRESETS.items()}
+# Made once: every adapter of a preset is an instance of one class.
+_classes = {name: _class_for(preset) for name, preset in PRESETS.items()}
+
+
+def preset_class(name: str) -> type[OpenAICompatibleProvider]:
+    """The adapter class of the preset named ``name``."""
+    return _classes[name]
