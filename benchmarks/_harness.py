@@ -85,9 +85,17 @@ def run_side(script: str, side: str, url: str, args: Sequence[str]) -> dict[str,
     return result
 
 
-def floor_batch(url: str, endpoint: str, bodies: list[dict[str, Any]], *, poll: float) -> list[Any]:
+def floor_batch(
+    url: str,
+    endpoint: str,
+    bodies: list[dict[str, Any]],
+    *,
+    poll: float,
+    read: Callable[[Any], Any] | None = None,
+) -> list[Any]:
     """The floor: the bare openai SDK doing one batch by hand (JSONL, upload, create, poll,
-    download, parse), returning response bodies in input order."""
+    download, parse), returning response bodies in input order, or what ``read`` makes of
+    each body as its line is parsed (the body itself is then not kept)."""
     import openai
 
     client = openai.OpenAI(base_url=url + "/v1", api_key="sk-bench")
@@ -109,7 +117,8 @@ def floor_batch(url: str, endpoint: str, bodies: list[dict[str, Any]], *, poll: 
     assert batch.output_file_id, batch
     for line in client.files.content(batch.output_file_id).text.splitlines():
         row = json.loads(line)
-        results[int(row["custom_id"][1:])] = row["response"]["body"]
+        body = row["response"]["body"]
+        results[int(row["custom_id"][1:])] = body if read is None else read(body)
     return results
 
 
@@ -129,6 +138,12 @@ def report(sides: dict[str, list[dict[str, Any]]], project: str, floor: str) -> 
     rss = {s: statistics.median(r["rss"] for r in runs) for s, runs in sides.items()}
     for side in sides:
         print(f"{side:>8}: median wall={wall[side]:.3f}s median rss={rss[side]:.1f}MB")
+    for side in sides:  # a side beyond the two compared is a second reference
+        if side not in (project, floor):
+            print(
+                f"against {side}: ratio={wall[project] / wall[side]:.3f} "
+                f"rss_ratio={rss[project] / rss[side]:.3f}"
+            )
     print(f"ratio={wall[project] / wall[floor]:.3f} rss_ratio={rss[project] / rss[floor]:.3f}")
 
 
@@ -144,8 +159,9 @@ def main(
     argv: list[str] | None = None,
 ) -> None:
     """A benchmark's command line: ``--side NAME --url URL`` runs one side in this process;
-    otherwise the ``floor`` and ``project`` sides run ``--repeat`` times, alternating, against
-    an emulator of its own, and the report ends with the ratio of ``project`` to ``floor``.
+    otherwise every side runs ``--repeat`` times, alternating, against an emulator of its own,
+    and the report ends with the ratio of ``project`` to ``floor`` (a third side is reported
+    as a second reference, before that line).
     ``argv`` is the command line (default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--requests", type=int, default=10_000)
@@ -157,6 +173,7 @@ def main(
         sides[args.side](args.url, args.requests)
         return
     runs: dict[str, list[dict[str, Any]]] = {floor: [], project: []}
+    runs.update((side, []) for side in sides if side not in runs)
     with emulator_process() as url:
         for _ in range(args.repeat):
             for side in runs:
