@@ -6,8 +6,9 @@ floor, both against the emulator.
 The LangChain floor is the least any faithful wrapper must do: ``ChatOpenAI._get_request_payload``
 builds each body, the bare openai SDK runs one batch by hand (JSONL, upload, create, poll,
 download), and ``ChatOpenAI._create_chat_result`` turns each line, as it is read, into the
-AIMessage the realtime call returns; nothing else (no callbacks, scheduler or journal). The
-project side pays on top for what LangChain does per input (messages, callback runs), and for
+AIMessage the realtime call returns (its response metadata merged as ``BaseChatModel`` merges
+them); nothing else (no callbacks, scheduler or journal). The project side pays on top for what
+LangChain does per input (messages, callback runs and the message ids they give), and for
 batch-llm's queueing, journal and result matching.
 
 The last line is ``ratio=<wall, project/floor> rss_ratio=<peak RSS, project/floor>``; the line
@@ -47,13 +48,19 @@ def chat_openai(url: str) -> Any:
 def floor_side(url: str, n: int) -> None:
     """The LangChain floor: ChatOpenAI's own builder and parser around a hand-run batch."""
     import openai.resources  # noqa: F401 - the SDK's lazy import, before the clock
+    from langchain_core.language_models.chat_models import _gen_info_and_msg_metadata
     from openai.types.chat import ChatCompletion
 
     model = chat_openai(url)
 
     def message(body: Any) -> Any:
-        # What ChatOpenAI makes of the realtime answer (the SDK's ChatCompletion of it).
-        return model._create_chat_result(ChatCompletion.model_validate(body)).generations[0].message
+        # What ChatOpenAI makes of the realtime answer (the SDK's ChatCompletion of it), with
+        # its response metadata merged as BaseChatModel merges them for the realtime message.
+        result = model._create_chat_result(ChatCompletion.model_validate(body))
+        (generation,) = result.generations
+        message = generation.message
+        message.response_metadata = {**result.llm_output, **_gen_info_and_msg_metadata(generation)}
+        return message
 
     start = time.perf_counter()
     bodies = [model._get_request_payload(text) for text in prompts(n)]
