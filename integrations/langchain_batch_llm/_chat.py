@@ -38,7 +38,7 @@ from batch_llm._waves import pool_wave
 
 from ._codec import ChatCodec
 from ._configurable import BatchConfigurableAlternatives, BatchConfigurableFields
-from ._fanout import FanOut, Prefetched, messages_of, off_loop, prefetched
+from ._fanout import FanOut, Prefetched, message_of, off_loop, prefetched
 from ._registry import build_inner_model, codec_for, split_model_id
 from ._runnables import rebind
 
@@ -352,9 +352,7 @@ class BatchChatModel(BaseChatModel):
         fan_out = self._generate_fan_out(
             messages, stop, callbacks, tags, metadata, run_name, run_id, kwargs
         )
-        if fan_out.futures:
-            batch_llm.wait(fan_out.futures, return_exceptions=True)
-        return _llm_result(self, fan_out, fan_out.finish())
+        return _llm_result(self, fan_out, fan_out.finish_as_answered())
 
     async def agenerate(
         self,
@@ -371,10 +369,7 @@ class BatchChatModel(BaseChatModel):
         fan_out = self._generate_fan_out(
             messages, stop, callbacks, tags, metadata, run_name, run_id, kwargs, share_round=True
         )
-        if fan_out.futures:
-            await batch_llm.gather(fan_out.futures, return_exceptions=True)
-        outcomes = await off_loop(fan_out.finish, len(messages))
-        return _llm_result(self, fan_out, outcomes)
+        return _llm_result(self, fan_out, await fan_out.afinish_as_answered())
 
     def _generate_fan_out(
         self,
@@ -419,9 +414,7 @@ class BatchChatModel(BaseChatModel):
         if not inputs:
             return []
         fan_out = self._batch_fan_out(inputs, config, kwargs)
-        if fan_out.futures:
-            batch_llm.wait(fan_out.futures, return_exceptions=True)
-        return _messages(fan_out.finish(), return_exceptions)
+        return _raise_first(fan_out.finish_as_answered(message_of), return_exceptions)
 
     async def abatch(
         self,
@@ -436,9 +429,7 @@ class BatchChatModel(BaseChatModel):
         fan_out = await off_loop(
             lambda: self._batch_fan_out(inputs, config, kwargs, share_round=True), len(inputs)
         )
-        if fan_out.futures:
-            await batch_llm.gather(fan_out.futures, return_exceptions=True)
-        return _messages(await off_loop(fan_out.finish, len(inputs)), return_exceptions)
+        return _raise_first(await fan_out.afinish_as_answered(message_of), return_exceptions)
 
     def batch_as_completed(  # type: ignore[override]
         self,
@@ -611,8 +602,9 @@ def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
     return ChatGenerationChunk(message=chunk, generation_info=generation.generation_info)
 
 
-def _messages(outcomes: list[ChatResult | BaseException], return_exceptions: bool) -> list[Any]:
-    messages = messages_of(outcomes)
+def _raise_first(messages: list[Any], return_exceptions: bool) -> list[Any]:
+    """Each input's message, or (``return_exceptions``) its error in its place; else the first
+    error raises, as ``Runnable.batch`` raises it."""
     if not return_exceptions:
         for message in messages:
             if isinstance(message, BaseException):

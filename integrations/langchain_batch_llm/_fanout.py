@@ -8,10 +8,14 @@ fan-out here runs in three phases:
 1. **prepare** (caller's thread): messages, callback runs (one ``on_chat_model_start`` per group
    of inputs sharing a config, which still gives each input its own run), cache lookups, and the
    wrapped model's request for every input that needs one;
-2. **submit and wait**: the whole list goes to the scheduler at once;
-3. **finish**: each input goes through ``BaseChatModel._generate_with_cache`` itself, exactly as a
-   realtime call would (cache writes, rate limiter, response metadata, message ids, streaming
-   callbacks), except that ``_generate`` finds its answer already fetched.
+2. **submit**: the whole list goes to the scheduler at once;
+3. **finish, as each answer arrives**: the input goes through
+   ``BaseChatModel._generate_with_cache`` itself, exactly as a realtime call would (cache
+   writes, rate limiter, response metadata, message ids, streaming callbacks), except that
+   ``_generate`` finds its answer already fetched; its run ends, and the fan-out keeps only what
+   its caller returns (``keep``: the message, for ``batch``), as a realtime call drops its
+   wrappers when it returns. Finishing overlaps the download of the rest, and no input's
+   answer body, callback run or ``ChatResult`` outlives its own finish.
 
 Phases 1 and 3 mirror what ``BaseChatModel.generate`` does per call; the private helpers it uses
 are imported from ``langchain_core`` rather than copied. The engine sees its model through
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import queue
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -53,12 +59,14 @@ from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.utils.utils import LC_ID_PREFIX
 
-from batch_llm import BatchRequest, RequestFuture, Scheduler
+from batch_llm import BatchRequest, RequestFuture, Scheduler, gather
+from batch_llm._futures import before_blocking
 from batch_llm._gc import gc_paused
+from batch_llm._progress import display_for
 
 from ._codec import ChatCodec
 
-__all__ = ["FanOut", "FanOutModel", "Prefetched", "messages_of", "off_loop", "prefetched"]
+__all__ = ["FanOut", "FanOutModel", "Prefetched", "message_of", "off_loop", "prefetched"]
 
 T = TypeVar("T")
 
@@ -180,8 +188,14 @@ def _group_key(config: RunnableConfig) -> Any:
     )
 
 
+#: Where a request's body was, once it is encoded and queued: only its context is read again.
+_SENT: dict[str, Any] = {}
+
+
 class FanOut:
-    """One fan-out through ``model``: ``prepare``, then wait on ``futures``, then ``finish``."""
+    """One fan-out through ``model``: prepared and submitted when made; then
+    ``finish_as_answered`` (or ``afinish_as_answered``) finishes each input as its answer
+    arrives, or ``finish`` finishes chosen inputs whose answers are in."""
 
     def __init__(
         self,
@@ -205,9 +219,12 @@ class FanOut:
             "structured_output_format", None
         )
         self.kwargs = kwargs
-        self.items = [_Input() for _ in inputs]
-        self.futures: list[RequestFuture] = []
+        # Set (from the caller's side) when it stops waiting: the finisher then stops too.
+        self._stopped = False
         with gc_paused():
+            # Made inside the pause: ten thousand of them would trigger a full collection
+            # that walks every object LangChain and the SDKs loaded.
+            self.items = [_Input() for _ in inputs]
             self._convert(inputs, as_messages)
             groups = self._group(configs)
             self._submit(groups)
@@ -327,53 +344,147 @@ class FanOut:
             for item, future in zip(items, futures, strict=True):
                 item.pre.future = future
                 if item.pre.request is not None:
-                    item.pre.request.body = {}  # encoded and queued; reading needs the context
-            self.futures.extend(futures)
+                    item.pre.request.body = _SENT  # encoded and queued; reading needs the context
+
+    @property
+    def futures(self) -> list[RequestFuture]:
+        """The futures of the inputs not finished yet."""
+        return [item.pre.future for item in self.items if item.pre.future is not None]
 
     # -- finish -------------------------------------------------------------------------------
 
+    def finish_as_answered(
+        self, keep: Callable[[ChatResult], Any] = lambda result: result
+    ) -> list[Any]:
+        """Wait in this thread, finishing each input as its answer arrives; return, per input,
+        ``keep`` of its ``ChatResult`` (what the caller returns of it) or its error.
+
+        The wait is ``batch_llm.wait``'s: it tells whoever holds the requests that a thread
+        blocks on them, and shows the fan-out's progress display if it has one."""
+        futures = self.futures
+        if not futures:
+            return self._finish_ready(None, keep)
+        display = display_for(futures)
+        try:
+            before_blocking(futures)
+            del futures  # the display's list aside, each input's body goes once it is finished
+            return self._finish_ready(self._when_answered(), keep)
+        finally:
+            if display is not None:
+                display.close()
+
+    async def afinish_as_answered(
+        self, keep: Callable[[ChatResult], Any] = lambda result: result
+    ) -> list[Any]:
+        """``finish_as_answered`` for the caller's event loop: a large fan-out is finished on
+        a worker thread as its answers arrive, a small one on the loop once they are all in.
+        Cancelling the awaiting task cancels the requests not yet submitted (as
+        ``batch_llm.gather`` does) and stops finishing."""
+        futures = self.futures
+        if len(self.items) < _OFF_LOOP or not futures:
+            if futures:
+                await gather(futures, return_exceptions=True)
+            del futures
+            return self._finish_ready(None, keep)
+        display = display_for(futures)
+        try:
+            ready = self._when_answered()
+            del futures
+            return await asyncio.to_thread(self._finish_ready, ready, keep)
+        except asyncio.CancelledError:
+            self._stopped = True
+            for future in self.futures:
+                future.cancel()
+            raise
+        finally:
+            if display is not None:
+                display.close()
+
+    def _when_answered(self) -> queue.SimpleQueue[int]:
+        """A queue that receives each input's index once it can be finished: at once for
+        inputs without a pending answer, else when the answer arrives."""
+        ready: queue.SimpleQueue[int] = queue.SimpleQueue()
+        put = ready.put
+        for index, item in enumerate(self.items):
+            future = item.pre.future
+            if future is None:
+                put(index)
+            else:
+                future.add_done_callback(functools.partial(_put_index, put, index))
+        return ready
+
+    def _finish_ready(
+        self, ready: queue.SimpleQueue[int] | None, keep: Callable[[ChatResult], Any]
+    ) -> list[Any]:
+        """Finish every input as its index comes out of ``ready`` (in order, if there is none:
+        their answers are all in), each burst of work with collection paused."""
+        items = self.items
+        outcomes: list[Any] = [None] * len(items)
+        if ready is None:
+            with gc_paused():
+                for index, item in enumerate(items):
+                    outcomes[index] = self._kept(item, keep)
+            return outcomes
+        left = len(items)
+        while left and not self._stopped:
+            index = ready.get()  # blocks between bursts, with the collector running
+            with gc_paused():
+                while True:
+                    outcomes[index] = self._kept(items[index], keep)
+                    left -= 1
+                    if not left or self._stopped:
+                        break
+                    try:
+                        index = ready.get_nowait()
+                    except queue.Empty:
+                        break
+        return outcomes
+
+    def _kept(self, item: _Input, keep: Callable[[ChatResult], Any]) -> Any:
+        outcome = self._finish_one(item)
+        return outcome if isinstance(outcome, BaseException) else keep(outcome)
+
     def finish(self, indexes: Iterable[int] | None = None) -> list[ChatResult | BaseException]:
-        """Run inputs (all, or those at ``indexes``) through ``_generate_with_cache``, end their
-        callback runs, and return their outcomes."""
-        model, stop, kwargs = self.model, self.stop, self.kwargs
+        """Finish inputs (all, or those at ``indexes``) whose answers are in, and return their
+        outcomes."""
         chosen = self.items if indexes is None else [self.items[i] for i in indexes]
-        self.futures = []  # answers are read once; let each body go as soon as it is
         with gc_paused():
-            for item in chosen:
-                if item.outcome is not None:
-                    continue
-                token = prefetched.set(None if item.cached else item.pre)
-                try:
-                    if item.plain:
-                        result = _generate_plain(model, item, stop, kwargs)
-                    else:
-                        result = model._generate_with_cache(
-                            item.messages or [], stop=stop, run_manager=item.run, **kwargs
-                        )
-                except Exception as exc:
-                    if item.run is not None:
-                        item.run.on_llm_error(
-                            exc,
-                            response=LLMResult(
-                                generations=[list(_generate_response_from_error(exc))]
-                            ),
-                        )
-                    item.outcome = exc
-                    item.run = None
-                    continue
-                finally:
-                    prefetched.reset(token)
-                    item.pre = _DONE
-                # With no handler at all nobody can observe the end event: skip building it.
-                if item.run is not None and (item.run.handlers or item.run.inheritable_handlers):
-                    item.run.on_llm_end(
-                        LLMResult(
-                            generations=[list(result.generations)], llm_output=result.llm_output
-                        )
-                    )
-                item.outcome = result
-                item.run = None  # ended: its handlers and metadata copies can go
-        return [item.outcome for item in chosen]  # type: ignore[misc]
+            return [self._finish_one(item) for item in chosen]
+
+    def _finish_one(self, item: _Input) -> ChatResult | BaseException:
+        """Run one input through ``_generate_with_cache``, end its callback run, and return its
+        outcome; the input keeps nothing of it."""
+        if item.outcome is not None:
+            return item.outcome  # failed before it had a request
+        model, stop, kwargs = self.model, self.stop, self.kwargs
+        run = item.run
+        item.run = None  # ended here: its handlers and metadata copies can go
+        token = prefetched.set(None if item.cached else item.pre)
+        try:
+            if item.plain:
+                result = _generate_plain(model, item.messages, run, stop, kwargs)
+            else:
+                result = model._generate_with_cache(
+                    item.messages or [], stop=stop, run_manager=run, **kwargs
+                )
+        except Exception as exc:
+            if run is not None:
+                run.on_llm_error(
+                    exc,
+                    response=LLMResult(generations=[list(_generate_response_from_error(exc))]),
+                )
+            item.outcome = exc
+            return exc
+        finally:
+            prefetched.reset(token)
+            item.pre = _DONE
+            item.messages = None
+        # With no handler at all nobody can observe the end event: skip building it.
+        if run is not None and (run.handlers or run.inheritable_handlers):
+            run.on_llm_end(
+                LLMResult(generations=[list(result.generations)], llm_output=result.llm_output)
+            )
+        return result
 
     @property
     def run_ids(self) -> list[Any]:
@@ -382,6 +493,12 @@ class FanOut:
 
 
 _DONE = Prefetched()
+#: Fan-outs this big are prepared and finished off the caller's event loop.
+_OFF_LOOP = 64
+
+
+def _put_index(put: Callable[[int], None], index: int, _future: RequestFuture) -> None:
+    put(index)
 
 
 def _no_streaming(model: FanOutModel, run: Any, kwargs: dict[str, Any]) -> bool:
@@ -393,15 +510,18 @@ def _no_streaming(model: FanOutModel, run: Any, kwargs: dict[str, Any]) -> bool:
 
 
 def _generate_plain(
-    model: FanOutModel, item: _Input, stop: list[str] | None, kwargs: dict[str, Any]
+    model: FanOutModel,
+    messages: list[BaseMessage] | None,
+    run: CallbackManagerForLLMRun | None,
+    stop: list[str] | None,
+    kwargs: dict[str, Any],
 ) -> ChatResult:
     """``_generate_with_cache`` on its plain path, step for step, minus its per-call
     ``inspect.signature`` of ``_generate`` (a third of the cost of finishing a fan-out)."""
-    result = model._generate(item.messages or [], stop=stop, run_manager=item.run, **kwargs)
+    result = model._generate(messages or [], stop=stop, run_manager=run, **kwargs)
     if model.output_version == "v1":
         for generation in result.generations:
             generation.message = _update_message_content_to_blocks(generation.message, "v1")
-    run = item.run
     for idx, generation in enumerate(result.generations):
         if run is not None and generation.message.id is None:
             generation.message.id = f"{LC_ID_PREFIX}-{run.run_id}-{idx}"
@@ -430,14 +550,11 @@ def _cache_hit(cache: Any, messages: list[BaseMessage], llm_string: str) -> bool
 
 async def off_loop(fn: Callable[[], T], size: int) -> T:
     """Run CPU-bound fan-out work off the caller's event loop once it is big enough to stall it."""
-    if size < 64:
+    if size < _OFF_LOOP:
         return fn()
     return await asyncio.to_thread(fn)
 
 
-def messages_of(outcomes: list[ChatResult | BaseException]) -> list[Any]:
-    """Each input's message (what ``invoke`` returns), or its error in its place."""
-    return [
-        outcome if isinstance(outcome, BaseException) else outcome.generations[0].message
-        for outcome in outcomes
-    ]
+def message_of(result: ChatResult) -> BaseMessage:
+    """What ``invoke`` returns of a call's ``ChatResult``: its message."""
+    return result.generations[0].message

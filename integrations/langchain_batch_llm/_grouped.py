@@ -17,10 +17,9 @@ from typing import Any, Protocol, cast
 
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, get_config_list
 
-import batch_llm
 from batch_llm._rounds import together
 
-from ._fanout import FanOut, messages_of, off_loop
+from ._fanout import FanOut, message_of, off_loop
 
 __all__ = ["Dispatch", "FanOutModel", "GroupedBatch", "abatch_grouped", "batch_grouped"]
 
@@ -153,10 +152,9 @@ def batch_grouped(
             [inputs[i] for i in group.indexes], group.configs, return_exceptions=True, **kwargs
         )
         results.append((group, values))
-    futures = [f for _, fan_out in fan_outs for f in fan_out.futures]
-    if futures:
-        batch_llm.wait(futures, return_exceptions=True)
-    results += [(group, messages_of(fan_out.finish())) for group, fan_out in fan_outs]
+    # Each fan-out's inputs are finished as their answers arrive; later fan-outs' answers
+    # wait in their futures meanwhile.
+    results += [(group, fan_out.finish_as_answered(message_of)) for group, fan_out in fan_outs]
     return _outputs(len(inputs), results, return_exceptions)
 
 
@@ -179,12 +177,8 @@ async def abatch_grouped(
             [inputs[i] for i in group.indexes], group.configs, return_exceptions=True, **kwargs
         )
         results.append((group, values))
-    futures = [f for _, fan_out in fan_outs for f in fan_out.futures]
-    if futures:
-        await batch_llm.gather(futures, return_exceptions=True)
     for group, fan_out in fan_outs:
-        outcomes = await off_loop(fan_out.finish, len(group.indexes))
-        results.append((group, messages_of(outcomes)))
+        results.append((group, await fan_out.afinish_as_answered(message_of)))
     return _outputs(len(inputs), results, return_exceptions)
 
 

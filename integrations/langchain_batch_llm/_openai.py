@@ -86,25 +86,34 @@ def _chat_completion(body: Any) -> Any:
 
 
 class _SDKMethods(NamedTuple):
-    """The SDK methods ChatOpenAI's realtime call may go through."""
+    """The SDK methods of one API ChatOpenAI's realtime call may go through."""
 
-    chat_create: Callable[..., Any]
-    chat_parse: Callable[..., Any]
-    responses_create: Callable[..., Any]
-    responses_parse: Callable[..., Any]
+    create: Callable[..., Any]
+    parse: Callable[..., Any]
 
 
 @functools.cache
-def _sdk_methods() -> _SDKMethods:
+def _chat_methods() -> _SDKMethods:
     from openai.resources.chat.completions import Completions
+
+    return _SDKMethods(Completions.create, Completions.parse)
+
+
+@functools.cache
+def _responses_methods() -> _SDKMethods:
+    # Imported only once a request takes this route: the module costs about 50 ms to import.
     from openai.resources.responses import Responses
 
-    return _SDKMethods(Completions.create, Completions.parse, Responses.create, Responses.parse)
+    return _SDKMethods(Responses.create, Responses.parse)
+
+
+#: A plain chat request's context: the same for every request, so shared (nothing writes it).
+_CHAT_CONTEXT: dict[str, Any] = {"kind": "chat"}
 
 
 def _chat_request(payload: dict[str, Any]) -> BatchRequest:
     """``chat.completions.create``: the payload is the body."""
-    return BatchRequest(CHAT, payload, {"kind": "chat"})
+    return BatchRequest(CHAT, payload, _CHAT_CONTEXT)
 
 
 class OpenAIChatCodec(ChatCodec):
@@ -138,20 +147,20 @@ class OpenAIChatCodec(ChatCodec):
     ) -> BatchRequest:
         inner = self.inner
         payload = inner._get_request_payload(messages, stop=stop, **kwargs)
-        sdk = _sdk_methods()
         build: Callable[[dict[str, Any]], BatchRequest]
         if "response_format" in payload:
             payload.pop("stream", None)  # as ChatOpenAI does before parse(), which takes none
-            method, build = sdk.chat_parse, self._parse_request
+            method, build = _chat_methods().parse, self._parse_request
         elif inner._use_responses_api(payload):
             from langchain_openai.chat_models.base import _is_pydantic_class
 
             schema = kwargs.get("response_format")
             # ChatOpenAI calls parse() for a pydantic schema, create() otherwise.
-            method = sdk.responses_parse if _is_pydantic_class(schema) else sdk.responses_create
+            sdk = _responses_methods()
+            method = sdk.parse if _is_pydantic_class(schema) else sdk.create
             build = functools.partial(self._responses_request, schema=schema)
         else:
-            method, build = sdk.chat_create, _chat_request
+            method, build = _chat_methods().create, _chat_request
         # The SDK refuses a keyword its method does not take (an unknown model_kwargs key).
         check_sdk_call(method, payload)
         for key in _OPTION_KEYS:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +19,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableParallel
 from langchain_openai import ChatOpenAI
 
-from batch_llm import Scheduler
+from batch_llm import RequestFuture, Scheduler
 from batch_llm.emulator import Emulator
 from langchain_batch_llm import BatchChatModel
 
@@ -196,3 +199,152 @@ def test_bad_construction_is_a_clear_error(lc_env: Emulator) -> None:
         BatchChatModel(ChatOpenAI(model="gpt-4o"), temperature=0.5)
     with pytest.raises(ValueError, match=r"unknown provider|cannot tell"):
         BatchChatModel(model="openia:gpt-4o")
+
+
+# -- finishing as the answers arrive ---------------------------------------------------------
+
+
+class HandScheduler(Scheduler):
+    """A scheduler whose fan-outs the test answers itself, line by line, in any order: what
+    a fan-out does while the rest of its batch is still on its way."""
+
+    def __init__(self) -> None:
+        super().__init__(journal="off")
+        self.submitted = threading.Event()
+        self.futures: list[RequestFuture] = []
+        self.bodies: list[dict[str, Any]] = []
+
+    def submit_many(  # type: ignore[override]
+        self, provider: Any, endpoint: str, bodies: Any, **kwargs: Any
+    ) -> list[RequestFuture]:
+        self.bodies = list(bodies)
+        self.futures = RequestFuture.group(len(self.bodies), "openai", fan_out=True)
+        self.submitted.set()
+        return self.futures
+
+    def answer(self, index: int) -> None:
+        """Answer one line as the provider would: the prompt echoed back."""
+        prompt = self.bodies[index]["messages"][-1]["content"]
+        self.futures[index].set_result(
+            {
+                "id": f"chatcmpl-{index}",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "gpt-4o",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": f"re: {prompt}"},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+            }
+        )
+
+
+class Ends(BaseCallbackHandler):
+    """What each ended run answered, in the order the runs ended."""
+
+    def __init__(self) -> None:
+        self.answers: list[str] = []
+        self.changed = threading.Condition()
+
+    def on_llm_end(self, response: Any, **kw: Any) -> None:
+        with self.changed:
+            self.answers.append(response.generations[0][0].text)
+            self.changed.notify_all()
+
+    def wait_for(self, count: int) -> list[str]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.answers) >= count, timeout=30)
+            return list(self.answers)
+
+
+@pytest.fixture
+def hand() -> Iterator[HandScheduler]:
+    with HandScheduler() as scheduler:
+        yield scheduler
+
+
+def test_batch_finishes_each_input_as_its_answer_arrives(hand: HandScheduler) -> None:
+    llm = BatchChatModel(model="openai:gpt-4o", api_key="sk-test", scheduler=hand)
+    ends, out = Ends(), []
+    caller = threading.Thread(
+        target=lambda: out.extend(llm.batch(["a", "b", "c"], config={"callbacks": [ends]}))
+    )
+    caller.start()
+    assert hand.submitted.wait(30)
+    hand.answer(1)
+    # The run of "b" ends while "a" and "c" are still waiting for their lines.
+    assert ends.wait_for(1) == ["re: b"]
+    hand.answer(2)
+    assert ends.wait_for(2) == ["re: b", "re: c"]
+    hand.answer(0)
+    caller.join(30)
+    assert [m.content for m in out] == ["re: a", "re: b", "re: c"]
+    assert ends.answers == ["re: b", "re: c", "re: a"]
+
+
+def test_abatch_finishes_off_the_loop_as_answers_arrive(hand: HandScheduler) -> None:
+    llm = BatchChatModel(model="openai:gpt-4o", api_key="sk-test", scheduler=hand)
+    prompts = [f"q{i}" for i in range(100)]  # big enough to be finished on a worker thread
+    ends = Ends()
+
+    async def run() -> list[Any]:
+        task = asyncio.create_task(llm.abatch(prompts, config={"callbacks": [ends]}))
+        assert await asyncio.to_thread(hand.submitted.wait, 30)
+        for index in range(0, 100, 2):
+            hand.answer(index)
+        # Half the runs end, and the loop stays free, while the other half still wait.
+        answered = sorted(f"re: {p}" for p in prompts[::2])
+        assert sorted(await asyncio.to_thread(ends.wait_for, 50)) == answered
+        assert not task.done()
+        for index in range(1, 100, 2):
+            hand.answer(index)
+        return await task
+
+    out = asyncio.run(run())
+    assert [m.content for m in out] == [f"re: {p}" for p in prompts]
+
+
+def test_a_finished_input_keeps_no_wrapper_while_the_rest_finish(
+    llm: BatchChatModel,
+) -> None:
+    """Each input's ChatResult and ChatGeneration go once its run ends, as a realtime call's
+    do when it returns; the fan-out keeps only the message its caller gets."""
+
+    class Released(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.generations: list[weakref.ref[Any]] = []
+            self.alive_at_end: list[int] = []
+
+        def on_llm_end(self, response: Any, **kw: Any) -> None:
+            self.alive_at_end.append(sum(ref() is not None for ref in self.generations))
+            self.generations.append(weakref.ref(response.generations[0][0]))
+
+    released = Released()
+    out = llm.batch([f"What is {i} + 1?" for i in range(20)], config={"callbacks": [released]})
+    assert [m.content for m in out] == [str(i + 1) for i in range(20)]
+    # When each run ends, no earlier input's generation is still held by anyone.
+    assert released.alive_at_end == [0] * 20
+
+
+def test_cancelling_abatch_stops_its_finisher(hand: HandScheduler) -> None:
+    llm = BatchChatModel(model="openai:gpt-4o", api_key="sk-test", scheduler=hand)
+    ends = Ends()
+
+    async def run() -> None:
+        task = asyncio.create_task(
+            llm.abatch([f"q{i}" for i in range(100)], config={"callbacks": [ends]})
+        )
+        assert await asyncio.to_thread(hand.submitted.wait, 30)
+        hand.answer(0)
+        await asyncio.to_thread(ends.wait_for, 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())  # returns: the worker thread did not stay blocked on the rest
+    assert all(f.cancelled() for f in hand.futures[1:])
+    assert ends.answers == ["re: q0"]
