@@ -28,6 +28,7 @@ import asyncio
 import contextvars
 import functools
 import queue
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -284,21 +285,29 @@ class FanOut:
         options = {"stop": stop, **ls_format}
         for group in groups:
             indexes = group.indexes
-            runs = group.manager.on_chat_model_start(
-                model._serialized,
-                [_format_for_tracing(self.items[i].messages or []) for i in indexes],
-                invocation_params=group.params,
-                options=options,
-                name=group.config.get("run_name"),
-                run_id=group.config.get("run_id"),
-                batch_size=len(indexes),
-            )
-            for i, run in zip(indexes, runs, strict=True):
-                item = self.items[i]
-                item.run = run
-                item.run_id = run.run_id
-                if item.plain:  # on the plain path nothing reads the messages again
-                    item.messages = None
+            # In slices, with the GIL given up between them: the scheduler's threads are
+            # writing the journal and uploading the batch meanwhile, and each of their many
+            # calls into C would otherwise wait a switch interval for it. A slice's events
+            # are the ones one call for the whole group makes, input by input.
+            for at in range(0, len(indexes), _RUN_SLICE):
+                if at:
+                    time.sleep(0)
+                chosen = indexes[at : at + _RUN_SLICE]
+                runs = group.manager.on_chat_model_start(
+                    model._serialized,
+                    [_format_for_tracing(self.items[i].messages or []) for i in chosen],
+                    invocation_params=group.params,
+                    options=options,
+                    name=group.config.get("run_name"),
+                    run_id=group.config.get("run_id"),
+                    batch_size=len(indexes),
+                )
+                for i, run in zip(chosen, runs, strict=True):
+                    item = self.items[i]
+                    item.run = run
+                    item.run_id = run.run_id
+                    if item.plain:  # on the plain path nothing reads the messages again
+                        item.messages = None
 
     def _submit(self, groups: list[_Group]) -> None:
         model, stop, kwargs = self.model, self.stop, self.kwargs
@@ -363,12 +372,12 @@ class FanOut:
         blocks on them, and shows the fan-out's progress display if it has one."""
         futures = self.futures
         if not futures:
-            return self._finish_ready(None, keep)
+            return self._finish_all(keep)
         display = display_for(futures)
         try:
             before_blocking(futures)
             del futures  # the display's list aside, each input's body goes once it is finished
-            return self._finish_ready(self._when_answered(), keep)
+            return self._finish_as_answered(keep)
         finally:
             if display is not None:
                 display.close()
@@ -385,12 +394,11 @@ class FanOut:
             if futures:
                 await gather(futures, return_exceptions=True)
             del futures
-            return self._finish_ready(None, keep)
+            return self._finish_all(keep)
         display = display_for(futures)
+        del futures
         try:
-            ready = self._when_answered()
-            del futures
-            return await asyncio.to_thread(self._finish_ready, ready, keep)
+            return await asyncio.to_thread(self._finish_as_answered, keep)
         except asyncio.CancelledError:
             self._stopped = True
             for future in self.futures:
@@ -400,31 +408,25 @@ class FanOut:
             if display is not None:
                 display.close()
 
-    def _when_answered(self) -> queue.SimpleQueue[int]:
-        """A queue that receives each input's index once it can be finished: at once for
-        inputs without a pending answer, else when the answer arrives."""
-        ready: queue.SimpleQueue[int] = queue.SimpleQueue()
-        put = ready.put
-        for index, item in enumerate(self.items):
-            future = item.pre.future
-            if future is None:
-                put(index)
-            else:
-                future.add_done_callback(functools.partial(_put_index, put, index))
-        return ready
+    def _finish_all(self, keep: Callable[[ChatResult], Any]) -> list[Any]:
+        """Finish every input, in order: their answers are all in."""
+        with gc_paused():
+            return [self._kept(item, keep) for item in self.items]
 
-    def _finish_ready(
-        self, ready: queue.SimpleQueue[int] | None, keep: Callable[[ChatResult], Any]
-    ) -> list[Any]:
-        """Finish every input as its index comes out of ``ready`` (in order, if there is none:
-        their answers are all in), each burst of work with collection paused."""
+    def _finish_as_answered(self, keep: Callable[[ChatResult], Any]) -> list[Any]:
+        """Finish every input as its answer arrives (inputs without one first), in this
+        thread, each burst of work with collection paused."""
         items = self.items
         outcomes: list[Any] = [None] * len(items)
-        if ready is None:
-            with gc_paused():
-                for index, item in enumerate(items):
-                    outcomes[index] = self._kept(item, keep)
-            return outcomes
+        ready: queue.SimpleQueue[int] = queue.SimpleQueue()
+        put = ready.put
+        with gc_paused():
+            for index, item in enumerate(items):
+                future = item.pre.future
+                if future is None:
+                    put(index)
+                else:
+                    future.add_done_callback(functools.partial(_put_index, put, index))
         left = len(items)
         while left and not self._stopped:
             index = ready.get()  # blocks between bursts, with the collector running
@@ -495,6 +497,8 @@ class FanOut:
 _DONE = Prefetched()
 #: Fan-outs this big are prepared and finished off the caller's event loop.
 _OFF_LOOP = 64
+#: Callback runs started per call of ``on_chat_model_start``.
+_RUN_SLICE = 256
 
 
 def _put_index(put: Callable[[int], None], index: int, _future: RequestFuture) -> None:
