@@ -526,13 +526,16 @@ def _generate_plain(
     if model.output_version == "v1":
         for generation in result.generations:
             generation.message = _update_message_content_to_blocks(generation.message, "v1")
-    for idx, generation in enumerate(result.generations):
-        if run is not None and generation.message.id is None:
-            generation.message.id = f"{LC_ID_PREFIX}-{run.run_id}-{idx}"
-        generation.message.response_metadata = _gen_info_and_msg_metadata(generation)
-    if len(result.generations) == 1 and result.llm_output is not None:
-        message = result.generations[0].message
-        message.response_metadata = {**result.llm_output, **message.response_metadata}
+    generations = result.generations
+    # The one answer with its llm_output (the usual case) gets both merges at once: the same
+    # dict, without the first merge's copy.
+    merged = result.llm_output if len(generations) == 1 else None
+    for idx, generation in enumerate(generations):
+        message = generation.message
+        if run is not None and message.id is None:
+            message.id = f"{LC_ID_PREFIX}-{run.run_id}-{idx}"
+        metadata = _gen_info_and_msg_metadata(generation)
+        message.response_metadata = metadata if merged is None else {**merged, **metadata}
     return result
 
 
