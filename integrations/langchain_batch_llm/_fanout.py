@@ -29,7 +29,7 @@ import contextvars
 import functools
 import queue
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -344,7 +344,7 @@ class FanOut:
             futures = scheduler.submit_many(
                 codec.adapter,
                 endpoint,
-                [item.pre.request.body for item in items if item.pre.request is not None],
+                _bodies(items),
                 flush=self.flush,
                 return_exceptions=True,
                 metadata=model.batch_metadata,
@@ -352,8 +352,6 @@ class FanOut:
             )
             for item, future in zip(items, futures, strict=True):
                 item.pre.future = future
-                if item.pre.request is not None:
-                    item.pre.request.body = _SENT  # encoded and queued; reading needs the context
 
     @property
     def futures(self) -> list[RequestFuture]:
@@ -499,6 +497,16 @@ _DONE = Prefetched()
 _OFF_LOOP = 64
 #: Callback runs started per call of ``on_chat_model_start``.
 _RUN_SLICE = 256
+
+
+def _bodies(items: list[_Input]) -> Iterator[dict[str, Any]]:
+    """Each request's body, let go as the scheduler takes it: once encoded and queued, only
+    its context is read again."""
+    for item in items:
+        request = item.pre.request
+        assert request is not None
+        body, request.body = request.body, _SENT
+        yield body
 
 
 def _put_index(put: Callable[[int], None], index: int, _future: RequestFuture) -> None:
