@@ -61,6 +61,7 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.utils.utils import LC_ID_PREFIX
 
 from batch_llm import BatchRequest, RequestFuture, Scheduler, gather
+from batch_llm._config import ProgressOption
 from batch_llm._futures import before_blocking
 from batch_llm._gc import gc_paused
 from batch_llm._progress import display_for
@@ -361,17 +362,21 @@ class FanOut:
     # -- finish -------------------------------------------------------------------------------
 
     def finish_as_answered(
-        self, keep: Callable[[ChatResult], Any] = lambda result: result
+        self,
+        keep: Callable[[ChatResult], Any] = lambda result: result,
+        *,
+        progress: ProgressOption = None,
     ) -> list[Any]:
         """Wait in this thread, finishing each input as its answer arrives; return, per input,
         ``keep`` of its ``ChatResult`` (what the caller returns of it) or its error.
 
         The wait is ``batch_llm.wait``'s: it tells whoever holds the requests that a thread
-        blocks on them, and shows the fan-out's progress display if it has one."""
+        blocks on them, and shows the fan-out's progress display if it has one (``progress``
+        as for ``wait``; False where the caller shows one for several fan-outs)."""
         futures = self.futures
         if not futures:
             return self._finish_all(keep)
-        display = display_for(futures)
+        display = display_for(futures, progress)
         try:
             before_blocking(futures)
             del futures  # the display's list aside, each input's body goes once it is finished
@@ -381,7 +386,10 @@ class FanOut:
                 display.close()
 
     async def afinish_as_answered(
-        self, keep: Callable[[ChatResult], Any] = lambda result: result
+        self,
+        keep: Callable[[ChatResult], Any] = lambda result: result,
+        *,
+        progress: ProgressOption = None,
     ) -> list[Any]:
         """``finish_as_answered`` for the caller's event loop: a large fan-out is finished on
         a worker thread as its answers arrive, a small one on the loop once they are all in.
@@ -390,10 +398,10 @@ class FanOut:
         futures = self.futures
         if len(self.items) < _OFF_LOOP or not futures:
             if futures:
-                await gather(futures, return_exceptions=True)
+                await gather(futures, return_exceptions=True, progress=progress)
             del futures
             return self._finish_all(keep)
-        display = display_for(futures)
+        display = display_for(futures, progress)
         del futures
         try:
             return await asyncio.to_thread(self._finish_as_answered, keep)

@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, get_config_list
 
+from batch_llm._progress import ProgressDisplay, display_for
 from batch_llm._rounds import together
 
 from ._fanout import FanOut, message_of, off_loop
@@ -135,6 +136,12 @@ def _outputs(
     return outputs
 
 
+def _display(fan_outs: list[tuple[_Group, FanOut]]) -> ProgressDisplay | None:
+    """One progress display for every fan-out, if one is drawn (the list is not kept
+    otherwise: each input's answer goes once it is finished)."""
+    return display_for([f for _, fan_out in fan_outs for f in fan_out.futures])
+
+
 def batch_grouped(
     inputs: Sequence[Any],
     configs: Sequence[RunnableConfig],
@@ -153,8 +160,14 @@ def batch_grouped(
         )
         results.append((group, values))
     # Each fan-out's inputs are finished as their answers arrive; later fan-outs' answers
-    # wait in their futures meanwhile.
-    results += [(group, fan_out.finish_as_answered(message_of)) for group, fan_out in fan_outs]
+    # wait in their futures meanwhile. One display follows them all.
+    display = _display(fan_outs)
+    try:
+        for group, fan_out in fan_outs:
+            results.append((group, fan_out.finish_as_answered(message_of, progress=False)))
+    finally:
+        if display is not None:
+            display.close()
     return _outputs(len(inputs), results, return_exceptions)
 
 
@@ -177,8 +190,14 @@ async def abatch_grouped(
             [inputs[i] for i in group.indexes], group.configs, return_exceptions=True, **kwargs
         )
         results.append((group, values))
-    for group, fan_out in fan_outs:
-        results.append((group, await fan_out.afinish_as_answered(message_of)))
+    display = _display(fan_outs)
+    try:
+        for group, fan_out in fan_outs:
+            outcomes = await fan_out.afinish_as_answered(message_of, progress=False)
+            results.append((group, outcomes))
+    finally:
+        if display is not None:
+            display.close()
     return _outputs(len(inputs), results, return_exceptions)
 
 
