@@ -176,7 +176,8 @@ class _Input:
     pre: Prefetched = field(default_factory=Prefetched)
     cached: bool = False
     plain: bool = False
-    outcome: ChatResult | BaseException | None = None
+    # Why the input failed, once it has: its answer is handed to the caller, not kept here.
+    outcome: BaseException | None = None
 
 
 def _group_key(config: RunnableConfig) -> Any:
