@@ -95,10 +95,19 @@ def sdk_side(url: str, n: int) -> None:
 
 
 def project_side(url: str, n: int) -> None:
-    import openai.resources  # noqa: F401 - the SDK's lazy import, before the clock
+    # The SDK's lazy import, before the clock, and what else loads on first use: httpx's
+    # async stack under the scheduler's client, batch-llm's OpenAI adapter, and the tracers
+    # LangChain's callback manager imports when it is first configured.
+    import anyio._backends._asyncio
+    import anyio.streams.tls  # noqa: F401
+    import openai.resources  # noqa: F401
+    from langchain_core.callbacks import CallbackManager
 
     import batch_llm
+    import batch_llm.providers._openai
     from langchain_batch_llm import BatchChatModel
+
+    CallbackManager.configure()
 
     with batch_llm.Scheduler(poll_interval=POLL) as scheduler:
         llm = BatchChatModel(
