@@ -54,6 +54,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Hashable,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -78,6 +79,7 @@ from ._base import (
     encode_body,
     new_usage,
 )
+from ._body import Body, encoded_len, spans
 from ._sdk import SDKProvider, malformed_result, parse_result_lines, shared_ssl_context
 
 if TYPE_CHECKING:
@@ -574,13 +576,25 @@ class GeminiProvider(SDKProvider["Client"]):
             return json.loads(raw), raw
 
     async def _upload(self, lines: Sequence[Prepared], display: str) -> str:
-        parts: list[bytes] = []
-        for line in lines:
-            parts += (b'{"key":"', line.custom_id.encode(), b'","request":', line.data, b"}\n")
-        data = b"".join(parts)
-        del parts
+        frame = len(b'{"key":"","request":}\n')
+        size = sum(encoded_len(line.custom_id) + len(line.data) + frame for line in lines)
+
+        def chunks() -> Iterator[bytes]:
+            for span in spans(lines, size):
+                parts: list[bytes] = []
+                for line in span:
+                    parts += (
+                        b'{"key":"',
+                        line.custom_id.encode(),
+                        b'","request":',
+                        line.data,
+                        b"}\n",
+                    )
+                yield b"".join(parts)
+
+        # Made as the SDK reads it (8 MB at a time), never whole in memory.
         uploaded = await self.client.aio.files.upload(
-            file=io.BytesIO(data),
+            file=Body(chunks, size).file(),
             config={"mime_type": "application/jsonl", "display_name": display},
         )
         if not uploaded.name:

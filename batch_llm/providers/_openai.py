@@ -11,8 +11,16 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from .._errors import (
     BatchCancelledError,
@@ -33,6 +41,7 @@ from ._base import (
     encode_body,
     new_usage,
 )
+from ._body import Body, encoded_len, spans
 from ._sdk import (
     NO_SDK_RETRIES,
     SDKProvider,
@@ -205,25 +214,12 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
         endpoint = lines[0].endpoint
-        url = endpoint.encode()
-        parts: list[bytes] = []
-        for line in lines:
-            parts += (
-                b'{"custom_id":"',
-                line.custom_id.encode(),
-                b'","method":"POST","url":"',
-                url,
-                b'","body":',
-                line.data,
-                b"}\n",
-            )
-        payload = b"".join(parts)
-        del parts
+        body = _jsonl(lines, endpoint)
         uploaded = await self.client.files.create(
-            file=("batch-llm.jsonl", payload, "application/jsonl"),
+            # A file object: the SDK's multipart upload reads it 64 KiB at a time.
+            file=("batch-llm.jsonl", cast("IO[bytes]", body.file()), "application/jsonl"),
             purpose=self.file_purpose,  # type: ignore[arg-type]
         )
-        del payload
         batch = await self._create_once(
             before_create,
             lambda: self.client.with_options(**NO_SDK_RETRIES).batches.create(
@@ -403,6 +399,32 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
             status_code, json=body, headers=headers, request=httpx.Request("POST", url)
         )
         return client._make_status_error_from_response(response)
+
+
+def _jsonl(lines: Sequence[Prepared], endpoint: str) -> Body:
+    """The batch's input file, one line per request, made as the upload reads it."""
+    url = endpoint.encode()
+    # What each line adds around its custom_id and body.
+    frame = len(b'{"custom_id":"","method":"POST","url":"","body":}\n') + len(url)
+    size = sum(encoded_len(line.custom_id) + len(line.data) for line in lines)
+    size += frame * len(lines)
+
+    def chunks() -> Iterator[bytes]:
+        for span in spans(lines, size):
+            parts: list[bytes] = []
+            for line in span:
+                parts += (
+                    b'{"custom_id":"',
+                    line.custom_id.encode(),
+                    b'","method":"POST","url":"',
+                    url,
+                    b'","body":',
+                    line.data,
+                    b"}\n",
+                )
+            yield b"".join(parts)
+
+    return Body(chunks, size)
 
 
 def _sdk_dumps(path: str, body: Mapping[str, Any]) -> bytes:

@@ -1,0 +1,166 @@
+"""Memory bounded by what the caller keeps: uploads made as they are sent, and no per-request
+bookkeeping left once requests end. Behaviour only: sizes and contents, never timings (those
+live in ``benchmarks/``)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import tracemalloc
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from helpers import CHAT, chat, claude, wait_for
+
+from batch_llm import AnthropicProvider, OpenAIProvider
+from batch_llm.providers import Prepared, Provider
+from batch_llm.providers._body import Body, spans
+
+# -- the upload body ----------------------------------------------------------------------------
+
+
+def _body(parts: list[bytes], chunk: int = 4) -> Body:
+    data = b"".join(parts)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(data), chunk):
+            yield data[start : start + chunk]
+
+    return Body(chunks, len(data))
+
+
+def test_body_file_reads_exactly_what_is_asked_and_starts_over_on_seek() -> None:
+    body = _body([b"0123456789", b"abcdefghij"], chunk=3)
+    file = body.file()
+    assert isinstance(file, io.IOBase) and file.readable() and file.seekable()
+    # How HTTP clients measure a file object: tell, seek to the end, seek back.
+    assert (file.tell(), file.seek(0, os.SEEK_END), file.tell()) == (0, 20, 20)
+    assert file.read(5) == b""
+    assert file.seek(0) == 0
+    assert [file.read(7), file.read(7), file.read(7), file.read(7)] == [
+        b"0123456",
+        b"789abcd",
+        b"efghij",
+        b"",
+    ]
+    file.seek(0)  # an SDK retrying the upload reads it again from the start
+    assert file.read() == b"0123456789abcdefghij"
+    buffer = bytearray(8)
+    file.seek(0)
+    assert file.readinto(buffer) == 8 and bytes(buffer) == b"01234567"
+    with pytest.raises(io.UnsupportedOperation):
+        file.seek(3)
+
+
+def test_body_that_makes_other_than_it_announced_fails_loudly() -> None:
+    body = Body(lambda: iter([b"abc"]), 4)
+    with pytest.raises(RuntimeError, match="announced"):
+        body.file().read()
+
+    async def drain() -> list[bytes]:
+        return [chunk async for chunk in body.stream()]
+
+    with pytest.raises(RuntimeError, match="announced"):
+        asyncio.run(drain())
+
+
+def test_spans_cut_lines_into_chunks_of_about_the_target_size() -> None:
+    lines = list(range(100))
+    cut = list(spans(lines, 100 * 10, target=250))  # 10 bytes each: 25 a chunk
+    assert [len(s) for s in cut] == [25, 25, 25, 25]
+    assert [x for s in cut for x in s] == lines
+    assert [len(s) for s in spans(lines, 10**9, target=10)] == [1] * 100
+
+
+# -- uploads through the SDKs -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def remote() -> Iterator[str]:
+    """An emulator in a process of its own (its base URL), so that what is traced here is the
+    client's memory alone."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch_llm", "emulator", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(url + "/_emulator/stats"))
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _lines(provider: Provider, bodies: list[dict[str, Any]]) -> list[Prepared]:
+    lines = []
+    for i, body in enumerate(bodies):
+        line = provider.prepare(CHAT if isinstance(provider, OpenAIProvider) else "messages", body)
+        line.custom_id = f"{i:032x}"
+        lines.append(line)
+    return lines
+
+
+def _upload_peak(provider: Provider, lines: list[Prepared]) -> tuple[int, Any]:
+    """Submit ``lines`` (after a warm-up submit that pays the SDK's lazy imports) and return
+    the most memory traced while submitting, over what was traced before."""
+
+    async def scenario() -> tuple[int, Any]:
+        await provider.submit(lines[0].key, lines[:1], {})
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            status = await provider.submit(lines[0].key, lines, {})
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        while not status.ended:
+            status = await provider.poll(status)
+        answers = [answer async for chunk in provider.results(status) for answer in chunk]
+        await provider.aclose()
+        return peak, answers
+
+    return asyncio.run(scenario())
+
+
+# Requests of about 4 KB: 2,000 of them make an 8 MB upload.
+PAD = " pad" * 1000
+
+
+def test_openai_input_file_streams_to_the_upload(remote: str) -> None:
+    provider = OpenAIProvider(base_url=remote + "/v1", api_key="sk-test")
+    lines = _lines(provider, [chat(f"tag-{i}{PAD}", model="gpt-4o-mini") for i in range(2000)])
+    size = sum(len(line.data) for line in lines)
+    peak, answers = _upload_peak(provider, lines)
+    # Joined, the file alone would be `size` (and asyncio's socket buffer most of it again).
+    assert peak < size / 4, (peak, size)
+    assert sorted(cid for cid, _ in answers) == sorted(line.custom_id for line in lines)
+    by_id = dict(answers)
+    assert all(f"tag-{i}" in json.dumps(by_id[f"{i:032x}"]) for i in range(2000))
+
+
+def test_anthropic_batch_body_streams_to_the_create(remote: str) -> None:
+    provider = AnthropicProvider(base_url=remote, api_key="sk-ant-test")
+    lines = _lines(provider, [claude(f"tag-{i}{PAD}") for i in range(2000)])
+    size = sum(len(line.data) for line in lines)
+    peak, answers = _upload_peak(provider, lines)
+    assert peak < size / 4, (peak, size)
+    assert sorted(cid for cid, _ in answers) == sorted(line.custom_id for line in lines)
