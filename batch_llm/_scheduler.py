@@ -55,6 +55,9 @@ Dedupe = bool | Literal["auto"]
 
 # Windows a queue of single calls may stay open while calls keep joining it.
 _WINDOW_CAP = 10
+# Sampled requests whose repeats the scheduler counts at once (about 130 B each); when more
+# come, counting starts over in a new round (``Scheduler._name_repeats``).
+_OCCURRENCES_KEPT = 100_000
 
 
 class _Submission(NamedTuple):
@@ -179,7 +182,9 @@ class Scheduler:
         self._queues: dict[tuple[Provider, Hashable, Hashable], Queue] = {}
         # How many times each sampled (not deduplicated) request was asked for: the n-th
         # repeat gets the same line id in every run, so a re-run finds each repeat's answer.
+        # Bounded: ``_name_repeats`` starts a new round of counting when it is full.
         self._occurrences: dict[str, int] = {}
+        self._occurrence_round = 0
         self._closed = False
         # Usage of every answer handed out, by provider, model and kind (see ``_cost``).
         self._meter = UsageMeter()
@@ -442,15 +447,29 @@ class Scheduler:
 
     def _name_repeats(self, prepared: list[Prepared | BaseException]) -> None:
         """Give each repeat of a request that must not be shared its own line id; the lock is
-        held."""
+        held.
+
+        The n-th ask of a request is ``<digest>-<n>``. The counts are kept for at most
+        ``_OCCURRENCES_KEPT`` requests: when one more comes, they are dropped and counting
+        starts over in a new round, whose ids name it (``<digest>-<round>-<n>``). So no two
+        asks in one process share a line (a line already answered would hand its sample out
+        again), memory stays bounded, and a re-run asking the same requests in the same
+        order (which fills the counts at the same points) gives every ask the id it had.
+        """
         occurrences = self._occurrences
         for item in prepared:
             if isinstance(item, BaseException) or self._shares(item):
                 continue
             digest = item.custom_id
-            n = occurrences.get(digest, 0)
+            n = occurrences.get(digest)
+            if n is None:
+                n = 0
+                if len(occurrences) >= _OCCURRENCES_KEPT:
+                    occurrences = self._occurrences = {}
+                    self._occurrence_round += 1
             occurrences[digest] = n + 1
-            item.custom_id = f"{digest}-{n}"
+            rnd = self._occurrence_round
+            item.custom_id = f"{digest}-{rnd}-{n}" if rnd else f"{digest}-{n}"
 
     def _attach_to_held(
         self,

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from helpers import CHAT, chat, claude, wait_for
 
-from batch_llm import AnthropicProvider, OpenAIProvider
+import batch_llm
+from batch_llm import AnthropicProvider, OpenAIProvider, Scheduler, _scheduler
+from batch_llm.emulator import Emulator
 from batch_llm.providers import Prepared, Provider
 from batch_llm.providers._body import Body, spans
 
@@ -164,3 +166,46 @@ def test_anthropic_batch_body_streams_to_the_create(remote: str) -> None:
     peak, answers = _upload_peak(provider, lines)
     assert peak < size / 4, (peak, size)
     assert sorted(cid for cid, _ in answers) == sorted(line.custom_id for line in lines)
+
+
+# -- bookkeeping ---------------------------------------------------------------------------------
+
+
+def test_a_finished_fan_out_leaves_no_bookkeeping_behind(
+    scheduler: Scheduler, openai_provider: OpenAIProvider
+) -> None:
+    futures = scheduler.submit_many(
+        openai_provider, CHAT, [chat(i, temperature=0) for i in range(300)]
+    )
+    batch_llm.wait(futures)
+    wait_for(lambda: not scheduler._runner._tasks)  # type: ignore[attr-defined]
+    inflight = scheduler._inflight
+    assert inflight.batches() == []
+    assert inflight._holding == {}
+    assert all(not q.lines and not q.waiters for q in scheduler._queues.values())
+    assert scheduler._occurrences == {}  # deduplicated requests are never counted
+
+
+def test_repeats_are_counted_within_a_bound_and_a_rerun_names_them_alike(
+    openai_provider: OpenAIProvider, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_scheduler, "_OCCURRENCES_KEPT", 3)
+    # Sampled (no temperature): every ask is a sample of its own, repeats included.
+    asks = [chat(f"joke {i % 5}") for i in range(12)] + [chat("joke 0")] * 3
+
+    def run() -> tuple[list[str], list[Any]]:
+        with Scheduler(poll_interval=0.02, poll_max=0.2) as sched:
+            futures = []
+            for start in range(0, len(asks), 4):  # fan-outs one after another
+                futures += sched.submit_many(openai_provider, CHAT, asks[start : start + 4])
+                assert len(sched._occurrences) <= 3
+            results = batch_llm.wait(futures)
+        return [str(f.custom_id) for f in futures], results
+
+    ids, results = run()
+    assert len(set(ids)) == len(asks)  # no two asks share a line
+    assert emulator.stats.lines_submitted == len(asks)
+    rerun_ids, rerun_results = run()  # the same journal: a re-run finds what it paid for
+    assert rerun_ids == ids
+    assert rerun_results == results
+    assert emulator.stats.lines_submitted == len(asks)
