@@ -57,7 +57,16 @@ from ._journal_io import JournalWriter
 from ._lease import Heartbeat, Leases, dead_here, new_owner, retire
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
-from ._waiters import Waiters, add_waiters, each, fail_all, leftover_error, settle
+from ._waiters import (
+    Waiters,
+    add_waiters,
+    deadline_of,
+    each,
+    earliest_deadline,
+    fail_all,
+    leftover_error,
+    settle,
+)
 from .providers import BatchStatus, Prepared, Provider
 from .providers._base import INTENT_KEY
 
@@ -418,6 +427,7 @@ class BatchRunner:
         lines = batch.take_lines()
         if not lines:
             return
+        batch.deadlines = earliest_deadline(batch.pending) is not None
         batch.by_id = {p.custom_id: p for p in lines}
         if self._shared:
             # The intent must be durable, and its requests ours, before anything is sent.
@@ -520,7 +530,8 @@ class BatchRunner:
         watch = self.poll_policy.watch(created=batch.intent.created_at)
         while not status.ended:
             delay = watch.next_delay(status)
-            due = _earliest_deadline(batch.pending)
+            # Only a batch some of whose callers set a deadline is looked through for one.
+            due = earliest_deadline(batch.pending) if batch.deadlines else None
             if due is not None:
                 delay = min(delay, max(0.0, due - self._clock()))
             await self._sleep(delay)
@@ -671,11 +682,13 @@ class BatchRunner:
     # -- realtime, for the tail ---------------------------------------------------------------
 
     def _escalate_overdue(self, batch: Batch) -> None:
+        if not batch.deadlines:
+            return
         now = self._clock()
         overdue = [
             cid
             for cid, waiting in batch.pending.items()
-            if (d := _deadline(waiting)) is not None and d <= now
+            if (d := deadline_of(waiting)) is not None and d <= now
         ]
         if overdue:
             self._start(self._realtime(batch, self._take_waiting(batch, overdue), "deadline"))
@@ -960,6 +973,7 @@ class BatchRunner:
         for prepared, waiting in late:
             again.by_id[prepared.custom_id] = prepared
             add_waiters(again.pending, prepared.custom_id, waiting)
+        again.deadlines = earliest_deadline(again.pending) is not None
         self.inflight.follow(again)
         self.resume(again)
 
@@ -1034,20 +1048,6 @@ def _dispatch(
         waiting = pop(custom_id, None)
         if waiting is not None:
             settle(waiting, outcome)
-
-
-def _deadline(waiting: Waiters) -> float | None:
-    deadlines = [f.deadline for f in each(waiting) if f.deadline is not None]
-    return min(deadlines) if deadlines else None
-
-
-def _earliest_deadline(pending: dict[str, Waiters]) -> float | None:
-    earliest: float | None = None
-    for waiting in pending.values():
-        due = waiting.deadline if isinstance(waiting, RequestFuture) else _deadline(waiting)
-        if due is not None and (earliest is None or due < earliest):
-            earliest = due
-    return earliest
 
 
 def _no_attach(

@@ -44,7 +44,7 @@ from ._progress import ProgressDisplay, drawer
 from ._retry import RetryPolicy
 from ._rounds import Held, current_holder
 from ._runner import BatchRunner, ExpiryPolicy, Runner
-from ._waiters import Waiters, add_waiters, each, settle
+from ._waiters import Waiters, add_waiters, deadline_of, each, settle
 from .providers import Prepared, Provider, resolve_provider
 
 __all__ = ["BatchRecord", "Scheduler"]
@@ -607,6 +607,8 @@ class Scheduler:
         for prepared, waiting in items:
             for future in each(waiting):
                 future.batch_id = batch.record.batch_id
+            if not batch.deadlines and deadline_of(waiting) is not None:
+                batch.deadlines = True
             batch.by_id.setdefault(prepared.custom_id, prepared)
             if batch.finished or (
                 batch.status is not None and prepared.custom_id not in batch.pending
