@@ -434,7 +434,7 @@ class BatchRunner:
             claimed = await self._claim(batch, lines)
             if claimed is None:
                 return
-            lines = claimed
+            lines, claimed = claimed, None  # one name for the lines (let go once submitted)
         intent, record, provider = batch.intent, batch.record, batch.provider
         intent.requests = record.requests = len(lines)
         record.metadata = {**self.metadata, **batch.metadata}
@@ -473,6 +473,9 @@ class BatchRunner:
 
         try:
             status = await self._call(provider, create)
+            # Submitted: the lines live on in ``batch.by_id`` (to send again if need be) only
+            # until each is answered.
+            lines = []
         except _Overtaken:
             logger.warning(
                 "intent %s was taken over by another scheduler while its input uploaded; "
@@ -578,7 +581,7 @@ class BatchRunner:
             )
             sink = None if store is None else store.put
             async for chunk in provider.results(status, sink=sink, requests=batch.by_id):
-                _dispatch(pending, chunk, count)
+                self._answer(batch, chunk, count)
 
         try:
             await self._call(provider, read)
@@ -595,6 +598,37 @@ class BatchRunner:
                     "the provider again",
                     status.batch_id,
                 )
+
+    def _answer(
+        self,
+        batch: Batch,
+        chunk: list[tuple[str, Any]],
+        count: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Hand each answer to its callers. A line the batch never ran (expired, cancelled) is
+        not an answer: its callers stay waiting for what the batch's end decides (send it
+        again...). ``count`` sees every successful answer (billed even when nobody waits for
+        it any more).
+
+        A line answered is done with: its body is let go and the index of who holds it
+        forgets it, so a batch's memory shrinks as its answers are handed out instead of
+        when its last one is.
+        """
+        pending, by_id = batch.pending, batch.by_id
+        pop, forget = pending.pop, by_id.pop
+        done: list[str] = []
+        for custom_id, outcome in chunk:
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, BatchExpiredError | BatchCancelledError):
+                    continue
+            elif count is not None:
+                count(outcome)
+            forget(custom_id, None)
+            done.append(custom_id)
+            waiting = pop(custom_id, None)
+            if waiting is not None:
+                settle(waiting, outcome)
+        self.inflight.release(batch, done)
 
     def _settle_unanswered(self, batch: Batch, status: BatchStatus) -> None:
         """Lines the ended batch returned nothing for: send them again, or say why not."""
@@ -911,7 +945,7 @@ class BatchRunner:
             provider.name, "replayed", provider.usage, intent.endpoint, batch.key, self.meter
         )
         async for chunk in provider.replay(status, streams, requests=batch.by_id):
-            _dispatch(pending, chunk, count)
+            self._answer(batch, chunk, count)
         if pending:  # not in the stored results: that batch never answered them; ask again
             self.writer.soon(self.journal.forget_requests, intent.intent_id, list(pending))
             self.requeue(batch.provider, self._take_waiting(batch, list(pending)), batch.metadata)
@@ -1028,26 +1062,6 @@ class BatchRunner:
         for provider in providers:
             await provider.aclose()
         return report
-
-
-def _dispatch(
-    pending: dict[str, Waiters],
-    chunk: list[tuple[str, Any]],
-    count: Callable[[Any], None] | None = None,
-) -> None:
-    """Hand each answer to its callers. A line the batch never ran (expired, cancelled) is not
-    an answer: its callers stay waiting for what the batch's end decides (send it again...).
-    ``count`` sees every successful answer (billed even when nobody waits for it any more)."""
-    pop = pending.pop
-    for custom_id, outcome in chunk:
-        if isinstance(outcome, BaseException):
-            if isinstance(outcome, BatchExpiredError | BatchCancelledError):
-                continue
-        elif count is not None:
-            count(outcome)
-        waiting = pop(custom_id, None)
-        if waiting is not None:
-            settle(waiting, outcome)
 
 
 def _no_attach(

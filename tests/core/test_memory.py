@@ -5,6 +5,7 @@ live in ``benchmarks/``)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import os
@@ -209,3 +210,24 @@ def test_repeats_are_counted_within_a_bound_and_a_rerun_names_them_alike(
     assert rerun_ids == ids
     assert rerun_results == results
     assert emulator.stats.lines_submitted == len(asks)
+
+
+def test_a_request_body_is_let_go_as_its_answer_is_handed_out(
+    scheduler: Scheduler, openai_provider: OpenAIProvider
+) -> None:
+    # The batch is still being read when the first callers wake: their lines' bodies (the
+    # batch keeps them until then, to send them again) are already gone.
+    futures = scheduler.submit_many(
+        openai_provider, CHAT, [chat(f"tag-{i}", temperature=0) for i in range(200)]
+    )
+    alive: list[int] = []
+    first = futures[0]
+
+    def count(done: Any) -> None:
+        alive.append(
+            sum(isinstance(o, Prepared) and o.custom_id == done.custom_id for o in gc.get_objects())
+        )
+
+    first.add_done_callback(count)
+    batch_llm.wait(futures)
+    assert alive == [0]
