@@ -8,7 +8,9 @@ be able to write them (or to let its claim go) while the scheduler closes.
 A write nobody waits on (``soon``) that fails is logged, once per cause, with its cause; it
 never passes for done. Result bytes go through a ``ResultStore``, which holds the reader back
 when more than ``max_queued`` bytes wait for the journal (the reader is then as fast as the
-journal, not faster) and marks the results stored only when every chunk was written.
+journal, not faster) and marks the results stored only when every chunk was written. The
+bound is the writer's, over every batch whose results are being read at once: twenty
+batches ending together hold 8 MiB of result bytes back, not twenty times that.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class JournalWriter:
         self._causes: set[str] = set()
         #: Writes nobody waited on that failed (each logged, or counted once causes repeat).
         self.failures = 0
+        # Result bytes queued for the journal by every ResultStore, and what wakes the stores
+        # waiting for them to drain (made on the scheduler's loop, where the stores run).
+        self.queued = 0
+        self._drained: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     def submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> concurrent.futures.Future[T]:
         """Queue a journal call behind every other; its future completes on the journal's
@@ -130,6 +136,23 @@ class JournalWriter:
                 cause,
             )
 
+    async def _room(self, store: ResultStore) -> None:
+        """Wait while more result bytes than ``max_queued`` wait for the journal (on the
+        scheduler's loop)."""
+        while self.queued > self.max_queued and store.failed is None:
+            loop = asyncio.get_running_loop()
+            if self._drained is None or self._drained[0] is not loop:
+                self._drained = (loop, asyncio.Event())
+            drained = self._drained[1]
+            drained.clear()
+            await drained.wait()
+
+    def _written(self, size: int) -> None:
+        """``size`` queued result bytes are written (or failed); on the scheduler's loop."""
+        self.queued -= size
+        if self._drained is not None:
+            self._drained[1].set()
+
     def results(self, intent_id: str, owner: str) -> ResultStore:
         """Where one batch's result bytes go, read by ``owner`` (module docstring)."""
         return ResultStore(self, intent_id, owner)
@@ -160,8 +183,6 @@ class ResultStore:
         self._journal = writer.journal
         self.intent_id = intent_id
         self.owner = owner
-        self._queued = 0
-        self._drained = asyncio.Event()
         self._seq = 0
         self._nbytes = 0
         self._crc = 0
@@ -180,30 +201,29 @@ class ResultStore:
             self._fail(exc, "clear_results")
 
     async def put(self, stream: str, chunk: bytes) -> None:
-        """Queue one chunk; waits while more than the writer's limit is queued."""
+        """Queue one chunk; waits while more than the writer's limit is queued (by this
+        store and every other)."""
         if self.failed is not None:
             return
         loop = asyncio.get_running_loop()
+        writer = self._writer
         size = len(chunk)
         seq, self._seq = self._seq, self._seq + 1
         self._nbytes += size
         self._crc = zlib.crc32(chunk, self._crc)
-        self._queued += size
-        job = self._writer.submit(
+        writer.queued += size
+        job = writer.submit(
             self._journal.append_results, (self.intent_id, self.owner, seq, stream, chunk)
         )
         self._pending.append(job)
         job.add_done_callback(lambda done: loop.call_soon_threadsafe(self._written, done, size))
-        while self._queued > self._writer.max_queued and self.failed is None:
-            self._drained.clear()
-            await self._drained.wait()
+        await writer._room(self)
 
     def _written(self, done: concurrent.futures.Future[Any], size: int) -> None:
-        self._queued -= size
         exc = None if done.cancelled() else done.exception()
         if exc is not None and self.failed is None:
             self._fail(exc, "append_results")
-        self._drained.set()
+        self._writer._written(size)
 
     def _fail(self, exc: BaseException, what: str) -> None:
         self.failed = exc

@@ -314,3 +314,39 @@ def test_result_bytes_waiting_for_the_journal_hold_the_reader_back(tmp_path: Pat
     assert stored
     assert len(journal.load_results("i")) == 3
     writer.close()
+
+
+def test_the_bound_on_result_bytes_covers_every_batch_read_at_once(tmp_path: Path) -> None:
+    """Batches whose results are read together share the writer's ``max_queued`` bytes: the
+    second is held back by what the first queued."""
+    import threading
+
+    gate = threading.Event()
+
+    class Slow(SQLiteJournal):
+        def append_results(self, *args: Any) -> None:
+            gate.wait(10)
+            super().append_results(*args)
+
+    journal = Slow(tmp_path / "journal.sqlite3")
+    for intent in ("a", "b"):
+        journal.claim(Intent(intent, "p", "d", CHAT, 0, owner="me"), [intent], lease=30)
+    writer = JournalWriter(journal, max_queued=10_000)
+
+    async def read() -> tuple[bool, bool, list[bool]]:
+        first, second = writer.results("a", "me"), writer.results("b", "me")
+        await first.restart()
+        await second.restart()
+        await first.put("output", b"x" * 8_000)  # under the bound: not held back
+        step = asyncio.ensure_future(second.put("output", b"y" * 4_000))
+        await asyncio.sleep(0.05)
+        held = not step.done()  # 12,000 queued between them
+        gate.set()
+        await step
+        return held, writer.queued <= 10_000, [await first.finish(), await second.finish()]
+
+    held, within, stored = asyncio.run(read())
+    assert held and within
+    assert stored == [True, True]
+    assert writer.queued == 0
+    writer.close()
