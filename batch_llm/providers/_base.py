@@ -28,6 +28,7 @@ environment): that is how the CLI reaches a journaled batch again from another p
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 import inspect
 import json
@@ -51,6 +52,7 @@ __all__ = [
     "Usage",
     "encode_body",
     "new_usage",
+    "shared_key",
 ]
 
 #: The batch-metadata key under which the scheduler stamps its journal intent id.
@@ -204,6 +206,13 @@ class BatchStatus:
     def ended(self) -> bool:
         """True once the batch will not change any more."""
         return self.state == "ended"
+
+
+@functools.lru_cache(maxsize=1024)
+def shared_key(endpoint: str, model: str) -> tuple[str, str]:
+    """The grouping key ``(endpoint, model)``, one tuple for all the requests that share it:
+    a ``Prepared`` keeps its key while its batch runs, and 50,000 copies of one are 4 MB."""
+    return (endpoint, model)
 
 
 # Built once: ``json.dumps`` with any non-default option builds a new encoder on every call.

@@ -78,6 +78,7 @@ from ._base import (
     Usage,
     encode_body,
     new_usage,
+    shared_key,
 )
 from ._body import Body, encoded_len, spans
 from ._sdk import SDKProvider, malformed_result, parse_result_lines, shared_ssl_context
@@ -347,7 +348,7 @@ class GeminiProvider(SDKProvider["Client"]):
             raise InvalidRequestError(f"invalid {path} request: {exc}") from None
         data = encode_body(request)
         return Prepared(
-            key=(path, name),
+            key=shared_key(path, name),
             endpoint=path,
             data=data,
             nbytes=len(data) + _ENVELOPE,

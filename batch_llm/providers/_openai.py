@@ -40,6 +40,7 @@ from ._base import (
     Usage,
     encode_body,
     new_usage,
+    shared_key,
 )
 from ._body import Body, encoded_len, spans
 from ._sdk import (
@@ -191,7 +192,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
             # OpenAI samples at temperature 1 unless told otherwise.
             deterministic = body.get("temperature") == 0 and body.get("n", 1) == 1
         return Prepared(
-            key=(path, model),
+            key=shared_key(path, model),
             endpoint=path,
             data=data,
             nbytes=len(data) + len(path) + _ENVELOPE,
