@@ -31,6 +31,9 @@ class InFlight:
         # provider id -> custom id -> intent id: by provider first, so that no key tuple is
         # built and kept per request in flight.
         self._holding: dict[str, dict[str, str]] = {}
+        # The most requests each provider's map held since it was last built: a dict never
+        # shrinks as entries go, so one emptied to a quarter of that is built again.
+        self._sized: dict[str, int] = {}
         self._answered: OrderedDict[str, Intent] = OrderedDict()
 
     # -- under ``lock`` -----------------------------------------------------------------------
@@ -44,6 +47,7 @@ class InFlight:
             holding = self._holding[provider_id] = {}
         for custom_id in batch.pending:
             holding[custom_id] = intent_id
+        self._sized[provider_id] = max(self._sized.get(provider_id, 0), len(holding))
 
     def holder(self, provider_id: str, custom_id: str) -> str | None:
         """The intent id of the batch holding this request, if one does. Lock held."""
@@ -87,6 +91,10 @@ class InFlight:
             # Emptied, a dict keeps the table it grew to (2.6 MB after 50,000 requests):
             # dropped, nothing of the requests that ended stays behind.
             del self._holding[provider_id]
+            del self._sized[provider_id]
+        elif len(holding) * 4 < self._sized[provider_id]:
+            self._holding[provider_id] = dict(holding)
+            self._sized[provider_id] = len(holding)
 
     def batches(self) -> list[Batch]:
         """Every batch followed now."""

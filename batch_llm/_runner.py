@@ -57,6 +57,7 @@ from ._journal_io import JournalWriter
 from ._lease import Heartbeat, Leases, dead_here, new_owner, retire
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
+from ._trim import release_freed_memory
 from ._waiters import (
     Waiters,
     add_waiters,
@@ -81,6 +82,8 @@ ExpiryPolicy = Literal["resubmit", "realtime", "fail"]
 _ESCALATION_CONCURRENCY = 16
 # Seconds ``close`` waits for ended batches to finish their bookkeeping.
 _FINISHING_GRACE = 2.0
+# Batches of at least this many lines hand the memory their tables took back when they end.
+_TRIM_AFTER = 10_000
 
 
 class Requeue(Protocol):
@@ -985,6 +988,9 @@ class BatchRunner:
         fresh line)."""
         batch.finished = True
         self.inflight.untrack(batch)
+        if batch.record.requests >= _TRIM_AFTER:
+            # Its tables go once this task ends: then hand their memory back (see _trim).
+            asyncio.get_running_loop().call_soon(release_freed_memory)
         self._disown(batch.intent_id)
         status = batch.status
         stored = batch.stored

@@ -21,7 +21,10 @@ import pytest
 from helpers import CHAT, chat, claude, wait_for
 
 import batch_llm
-from batch_llm import AnthropicProvider, OpenAIProvider, Scheduler, _scheduler
+from batch_llm import AnthropicProvider, OpenAIProvider, RequestFuture, Scheduler, _scheduler
+from batch_llm._batch import Queue
+from batch_llm._inflight import InFlight
+from batch_llm._trim import release_freed_memory
 from batch_llm.emulator import Emulator
 from batch_llm.providers import Prepared, Provider
 from batch_llm.providers._body import Body, spans
@@ -231,3 +234,31 @@ def test_a_request_body_is_let_go_as_its_answer_is_handed_out(
     first.add_done_callback(count)
     batch_llm.wait(futures)
     assert alive == [0]
+
+
+def test_the_index_of_requests_in_flight_shrinks_as_they_end(
+    openai_provider: OpenAIProvider,
+) -> None:
+    # A dict keeps the table it grew to: the index is built again once a quarter is left.
+    queue = Queue(openai_provider, ("k", "m"), openai_provider.limits(("k", "m")))
+    for i in range(1000):
+        line = openai_provider.prepare(CHAT, chat(i, temperature=0))
+        line.custom_id = f"{i:032x}"
+        queue.add(line, RequestFuture())
+    batch = queue.cut()
+    inflight = InFlight()
+    with inflight.lock:
+        inflight.track(batch)
+    (table,) = inflight._holding.values()
+    inflight.release(batch, [f"{i:032x}" for i in range(700)])
+    assert inflight._holding[batch.intent.provider_id] is table  # 300 left: kept
+    inflight.release(batch, [f"{i:032x}" for i in range(700, 800)])
+    rebuilt = inflight._holding[batch.intent.provider_id]
+    assert rebuilt is not table and len(rebuilt) == 200
+    assert inflight.holder(batch.intent.provider_id, f"{999:032x}") == batch.intent_id
+    inflight.untrack(batch)
+    assert inflight._holding == {}
+
+
+def test_freed_memory_can_be_handed_back_wherever_this_runs() -> None:
+    release_freed_memory()  # glibc: malloc_trim; elsewhere nothing, and never an error
