@@ -241,23 +241,23 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
                 yield b"".join(parts)
             yield b"]}"
 
-        body = Body(chunks, size)
         # The SDK's create() would re-encode every request; its post() sends bytes as they are,
-        # here made as they are sent (a fresh stream for every attempt).
-        batch = await self._create_once(
-            before_create,
-            lambda: self.client.with_options(**NO_SDK_RETRIES).post(
-                "/v1/messages/batches",
-                content=body.stream(),
-                cast_to=MessageBatch,
-                options={
-                    "headers": {
-                        "Content-Type": "application/json",
-                        "Content-Length": str(body.size),
-                    }
-                },
-            ),
-        )
+        # here made as they are sent.
+        with Body(chunks, size) as body:
+            batch = await self._create_once(
+                before_create,
+                lambda: self.client.with_options(**NO_SDK_RETRIES).post(
+                    "/v1/messages/batches",
+                    content=body.stream(),
+                    cast_to=MessageBatch,
+                    options={
+                        "headers": {
+                            "Content-Type": "application/json",
+                            "Content-Length": str(body.size),
+                        }
+                    },
+                ),
+            )
         return self._status(batch)
 
     async def poll(self, status: BatchStatus) -> BatchStatus:

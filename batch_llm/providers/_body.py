@@ -53,6 +53,18 @@ class Body:
         """The upload's chunks, from the start."""
         return self._chunks()
 
+    def close(self) -> None:
+        """Let go of what the upload is made from, once it is sent: the HTTP client's request
+        objects, which refer to the body, may wait for the cyclic collector, and the lines
+        must not wait with them."""
+        self._chunks = _closed
+
+    def __enter__(self) -> Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class BodyFile(io.RawIOBase):
     """A ``Body`` read as a file: sequential reads, a ``seek`` to the start (to read it again)
@@ -86,7 +98,7 @@ class BodyFile(io.RawIOBase):
         if target == 0:
             self._rewind()
         elif target == size:
-            self._chunks, self._chunk, self._offset, self._pos = iter(()), b"", 0, size
+            self._chunks, self._chunk, self._offset, self._pos = _DONE, b"", 0, size
         else:
             raise io.UnsupportedOperation("an upload body seeks only to its start or its end")
         return target
@@ -112,6 +124,11 @@ class BodyFile(io.RawIOBase):
             self._chunk, self._offset = nxt, 0
         data = out[0] if len(out) == 1 else b"".join(out)
         self._pos += len(data)
+        if self._pos >= self._body.size and self._chunks is not _DONE:
+            # Read to the end: whatever is left must be nothing, and nothing is held on to.
+            rest = len(self._chunk) - self._offset + sum(map(len, self._chunks))
+            self._chunks, self._chunk, self._offset = _DONE, b"", 0
+            _check_size(self._pos + rest, self._body.size)
         return data
 
     def readinto(self, buffer: Any) -> int:
@@ -119,6 +136,14 @@ class BodyFile(io.RawIOBase):
         data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
+
+
+# The chunks of a body read to its end.
+_DONE: Iterator[bytes] = iter(())
+
+
+def _closed() -> Iterator[bytes]:
+    raise ValueError("this upload body was closed")
 
 
 def spans(items: Sequence[T], nbytes: int, target: int = CHUNK) -> Iterator[Sequence[T]]:

@@ -594,10 +594,11 @@ class GeminiProvider(SDKProvider["Client"]):
                 yield b"".join(parts)
 
         # Made as the SDK reads it (8 MB at a time), never whole in memory.
-        uploaded = await self.client.aio.files.upload(
-            file=Body(chunks, size).file(),
-            config={"mime_type": "application/jsonl", "display_name": display},
-        )
+        with Body(chunks, size) as body:
+            uploaded = await self.client.aio.files.upload(
+                file=body.file(),
+                config={"mime_type": "application/jsonl", "display_name": display},
+            )
         if not uploaded.name:
             raise BatchError("the Gemini file upload returned no file name")
         return str(uploaded.name)

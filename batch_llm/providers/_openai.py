@@ -215,12 +215,12 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
         endpoint = lines[0].endpoint
-        body = _jsonl(lines, endpoint)
-        uploaded = await self.client.files.create(
-            # A file object: the SDK's multipart upload reads it 64 KiB at a time.
-            file=("batch-llm.jsonl", cast("IO[bytes]", body.file()), "application/jsonl"),
-            purpose=self.file_purpose,  # type: ignore[arg-type]
-        )
+        with _jsonl(lines, endpoint) as body:
+            uploaded = await self.client.files.create(
+                # A file object: the SDK's multipart upload reads it 64 KiB at a time.
+                file=("batch-llm.jsonl", cast("IO[bytes]", body.file()), "application/jsonl"),
+                purpose=self.file_purpose,  # type: ignore[arg-type]
+            )
         batch = await self._create_once(
             before_create,
             lambda: self.client.with_options(**NO_SDK_RETRIES).batches.create(
