@@ -362,6 +362,12 @@ class Provider(abc.ABC):
                 ``MalformedResultError`` instead of it.
         """
 
+    def checks_answers(self, endpoint: str | None) -> bool:
+        """Whether ``check_answer`` can find fault with an answer to a request of ``endpoint``
+        (None: not known). Where it cannot, results skip it: it runs once per answer. True
+        for any adapter that overrides ``check_answer``, unless it says better."""
+        return type(self).check_answer is not Provider.check_answer
+
     async def results(
         self,
         status: BatchStatus,
@@ -400,7 +406,7 @@ class Provider(abc.ABC):
     ) -> Callable[[list[tuple[str, Any]]], list[tuple[str, Any]]] | None:
         """What checks each list of answers against ``requests``; None when nothing would
         (no requests, or an adapter whose answers always fit), so results pay nothing."""
-        if not requests or type(self).check_answer is Provider.check_answer:
+        if not requests or not self.checks_answers(status.endpoint):
             return None
         check_answer, get, batch_id = self.check_answer, requests.get, status.batch_id
 

@@ -293,6 +293,9 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
             raise MalformedResultError(f"the realtime answer to this request has {exc}") from None
         return body
 
+    def checks_answers(self, endpoint: str | None) -> bool:
+        return endpoint is None or normalize_endpoint(endpoint) == EMBEDDINGS
+
     def check_answer(self, prepared: Prepared, body: Any) -> None:
         """An embeddings answer holds one vector per input, indexed 0 to n-1: with one too
         few or too many, no vector can be trusted to belong to its text."""
