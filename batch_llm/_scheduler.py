@@ -374,6 +374,7 @@ class Scheduler:
             for sub, new in zip(submissions, fresh, strict=True)
         ]
         flights: list[list[RequestFuture]] = []
+        launched = 0
         with self._lock, gc_paused():
             touched: dict[int, Queue] = {}
             holder = self._inflight.holder
@@ -399,10 +400,17 @@ class Scheduler:
                         extra=sub.extra,
                     )
                     touched[id(queue)] = queue
+                    if len(ready) > launched:
+                        # A queue filled up: its batch goes now, while the rest is queued
+                        # (which futures it answers read before it is launched).
+                        for batch in ready[launched:]:
+                            flights.append(_futures_of(batch))
+                            self._loop.call_soon(self._runner.launch, batch)
+                        launched = len(ready)
             if flush:
                 ready.extend(self._cut(q) for q in touched.values() if q.lines)
             # Which futures each batch answers, read before any of them is launched.
-            flights = [[f for w in b.pending.values() for f in each(w)] for b in ready]
+            flights += [_futures_of(b) for b in ready[launched:]]
         for (sub, joins), known in zip(attach, found, strict=True):
             intents = {i.intent_id: i for i in known.values()}
             for intent_id, items in joins.items():
@@ -411,7 +419,7 @@ class Scheduler:
                 )
         for queue, generation in timers:
             self._loop.call_soon(self._arm_window, queue, generation)
-        for batch in ready:
+        for batch in ready[launched:]:
             self._loop.call_soon(self._runner.launch, batch)
         return flights
 
@@ -760,6 +768,11 @@ _CLOSING_MESSAGES = {
         "a later run with the same journal reads them"
     ),
 }
+
+
+def _futures_of(batch: Batch) -> list[RequestFuture]:
+    """The futures a batch answers."""
+    return [f for waiting in batch.pending.values() for f in each(waiting)]
 
 
 def _leases(length: float, poll: PollPolicy) -> Leases:
