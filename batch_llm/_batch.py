@@ -63,6 +63,7 @@ class Batch:
 
     __slots__ = (
         "by_id",
+        "deadlines",
         "finished",
         "intent",
         "key",
@@ -97,6 +98,9 @@ class Batch:
         # Lines by id, kept after submission: expired or rejected lines are sent again.
         self.by_id: dict[str, Prepared] = {}
         self.pending = pending
+        # Whether any caller waiting on it set a deadline (then it is looked through for the
+        # earliest at every poll).
+        self.deadlines = False
         self.finished = False
         # Callers that asked for a line of this batch after its results were handed out.
         self.late: list[tuple[Prepared, Waiters]] = []

@@ -28,7 +28,12 @@ class InFlight:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._batches: dict[str, Batch] = {}
-        self._holding: dict[tuple[str, str], str] = {}
+        # provider id -> custom id -> intent id: by provider first, so that no key tuple is
+        # built and kept per request in flight.
+        self._holding: dict[str, dict[str, str]] = {}
+        # The most requests each provider's map held since it was last built: a dict never
+        # shrinks as entries go, so one emptied to a quarter of that is built again.
+        self._sized: dict[str, int] = {}
         self._answered: OrderedDict[str, Intent] = OrderedDict()
 
     # -- under ``lock`` -----------------------------------------------------------------------
@@ -37,13 +42,17 @@ class InFlight:
         """Follow ``batch``; its waiting requests are held by it from now on. Lock held."""
         self._batches[batch.intent_id] = batch
         provider_id, intent_id = batch.intent.provider_id, batch.intent_id
-        holding = self._holding
+        holding = self._holding.get(provider_id)
+        if holding is None:
+            holding = self._holding[provider_id] = {}
         for custom_id in batch.pending:
-            holding[(provider_id, custom_id)] = intent_id
+            holding[custom_id] = intent_id
+        self._sized[provider_id] = max(self._sized.get(provider_id, 0), len(holding))
 
     def holder(self, provider_id: str, custom_id: str) -> str | None:
         """The intent id of the batch holding this request, if one does. Lock held."""
-        return self._holding.get((provider_id, custom_id)) if self._holding else None
+        holding = self._holding.get(provider_id) if self._holding else None
+        return holding.get(custom_id) if holding else None
 
     # -- on the scheduler's loop --------------------------------------------------------------
 
@@ -60,22 +69,32 @@ class InFlight:
         """These requests left ``batch`` (another intent holds them): a later caller asking
         for one looks for it anew."""
         with self.lock:
-            provider_id, intent_id = batch.intent.provider_id, batch.intent_id
-            holding = self._holding
-            for custom_id in custom_ids:
-                if holding.get((provider_id, custom_id)) == intent_id:
-                    del holding[(provider_id, custom_id)]
+            self._let_go(batch, custom_ids)
 
     def untrack(self, batch: Batch) -> None:
         """Stop following ``batch``; requests it held are free to go elsewhere."""
         with self.lock:
             if self._batches.get(batch.intent_id) is batch:
                 del self._batches[batch.intent_id]
-            provider_id, intent_id = batch.intent.provider_id, batch.intent_id
-            holding = self._holding
-            for custom_id in batch.by_id or batch.pending:
-                if holding.get((provider_id, custom_id)) == intent_id:
-                    del holding[(provider_id, custom_id)]
+            self._let_go(batch, batch.by_id or batch.pending)
+
+    def _let_go(self, batch: Batch, custom_ids: Iterable[str]) -> None:
+        """The batch no longer holds these requests. Lock held."""
+        provider_id, intent_id = batch.intent.provider_id, batch.intent_id
+        holding = self._holding.get(provider_id)
+        if holding is None:
+            return
+        for custom_id in custom_ids:
+            if holding.get(custom_id) == intent_id:
+                del holding[custom_id]
+        if not holding:
+            # Emptied, a dict keeps the table it grew to (2.6 MB after 50,000 requests):
+            # dropped, nothing of the requests that ended stays behind.
+            del self._holding[provider_id]
+            del self._sized[provider_id]
+        elif len(holding) * 4 < self._sized[provider_id]:
+            self._holding[provider_id] = dict(holding)
+            self._sized[provider_id] = len(holding)
 
     def batches(self) -> list[Batch]:
         """Every batch followed now."""

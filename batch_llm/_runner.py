@@ -57,7 +57,17 @@ from ._journal_io import JournalWriter
 from ._lease import Heartbeat, Leases, dead_here, new_owner, retire
 from ._poll import PollPolicy
 from ._retry import RetryPolicy
-from ._waiters import Waiters, add_waiters, each, fail_all, leftover_error, settle
+from ._trim import release_freed_memory
+from ._waiters import (
+    Waiters,
+    add_waiters,
+    deadline_of,
+    each,
+    earliest_deadline,
+    fail_all,
+    leftover_error,
+    settle,
+)
 from .providers import BatchStatus, Prepared, Provider
 from .providers._base import INTENT_KEY
 
@@ -72,6 +82,8 @@ ExpiryPolicy = Literal["resubmit", "realtime", "fail"]
 _ESCALATION_CONCURRENCY = 16
 # Seconds ``close`` waits for ended batches to finish their bookkeeping.
 _FINISHING_GRACE = 2.0
+# Batches of at least this many lines hand the memory their tables took back when they end.
+_TRIM_AFTER = 10_000
 
 
 class Requeue(Protocol):
@@ -418,13 +430,14 @@ class BatchRunner:
         lines = batch.take_lines()
         if not lines:
             return
+        batch.deadlines = earliest_deadline(batch.pending) is not None
         batch.by_id = {p.custom_id: p for p in lines}
         if self._shared:
             # The intent must be durable, and its requests ours, before anything is sent.
             claimed = await self._claim(batch, lines)
             if claimed is None:
                 return
-            lines = claimed
+            lines, claimed = claimed, None  # one name for the lines (let go once submitted)
         intent, record, provider = batch.intent, batch.record, batch.provider
         intent.requests = record.requests = len(lines)
         record.metadata = {**self.metadata, **batch.metadata}
@@ -463,6 +476,9 @@ class BatchRunner:
 
         try:
             status = await self._call(provider, create)
+            # Submitted: the lines live on in ``batch.by_id`` (to send again if need be) only
+            # until each is answered.
+            lines = []
         except _Overtaken:
             logger.warning(
                 "intent %s was taken over by another scheduler while its input uploaded; "
@@ -520,7 +536,8 @@ class BatchRunner:
         watch = self.poll_policy.watch(created=batch.intent.created_at)
         while not status.ended:
             delay = watch.next_delay(status)
-            due = _earliest_deadline(batch.pending)
+            # Only a batch some of whose callers set a deadline is looked through for one.
+            due = earliest_deadline(batch.pending) if batch.deadlines else None
             if due is not None:
                 delay = min(delay, max(0.0, due - self._clock()))
             await self._sleep(delay)
@@ -567,7 +584,7 @@ class BatchRunner:
             )
             sink = None if store is None else store.put
             async for chunk in provider.results(status, sink=sink, requests=batch.by_id):
-                _dispatch(pending, chunk, count)
+                self._answer(batch, chunk, count)
 
         try:
             await self._call(provider, read)
@@ -584,6 +601,37 @@ class BatchRunner:
                     "the provider again",
                     status.batch_id,
                 )
+
+    def _answer(
+        self,
+        batch: Batch,
+        chunk: list[tuple[str, Any]],
+        count: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Hand each answer to its callers. A line the batch never ran (expired, cancelled) is
+        not an answer: its callers stay waiting for what the batch's end decides (send it
+        again...). ``count`` sees every successful answer (billed even when nobody waits for
+        it any more).
+
+        A line answered is done with: its body is let go and the index of who holds it
+        forgets it, so a batch's memory shrinks as its answers are handed out instead of
+        when its last one is.
+        """
+        pending, by_id = batch.pending, batch.by_id
+        pop, forget = pending.pop, by_id.pop
+        done: list[str] = []
+        for custom_id, outcome in chunk:
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, BatchExpiredError | BatchCancelledError):
+                    continue
+            elif count is not None:
+                count(outcome)
+            forget(custom_id, None)
+            done.append(custom_id)
+            waiting = pop(custom_id, None)
+            if waiting is not None:
+                settle(waiting, outcome)
+        self.inflight.release(batch, done)
 
     def _settle_unanswered(self, batch: Batch, status: BatchStatus) -> None:
         """Lines the ended batch returned nothing for: send them again, or say why not."""
@@ -671,11 +719,13 @@ class BatchRunner:
     # -- realtime, for the tail ---------------------------------------------------------------
 
     def _escalate_overdue(self, batch: Batch) -> None:
+        if not batch.deadlines:
+            return
         now = self._clock()
         overdue = [
             cid
             for cid, waiting in batch.pending.items()
-            if (d := _deadline(waiting)) is not None and d <= now
+            if (d := deadline_of(waiting)) is not None and d <= now
         ]
         if overdue:
             self._start(self._realtime(batch, self._take_waiting(batch, overdue), "deadline"))
@@ -898,7 +948,7 @@ class BatchRunner:
             provider.name, "replayed", provider.usage, intent.endpoint, batch.key, self.meter
         )
         async for chunk in provider.replay(status, streams, requests=batch.by_id):
-            _dispatch(pending, chunk, count)
+            self._answer(batch, chunk, count)
         if pending:  # not in the stored results: that batch never answered them; ask again
             self.writer.soon(self.journal.forget_requests, intent.intent_id, list(pending))
             self.requeue(batch.provider, self._take_waiting(batch, list(pending)), batch.metadata)
@@ -938,6 +988,9 @@ class BatchRunner:
         fresh line)."""
         batch.finished = True
         self.inflight.untrack(batch)
+        if batch.record.requests >= _TRIM_AFTER:
+            # Its tables go once this task ends: then hand their memory back (see _trim).
+            asyncio.get_running_loop().call_soon(release_freed_memory)
         self._disown(batch.intent_id)
         status = batch.status
         stored = batch.stored
@@ -960,6 +1013,7 @@ class BatchRunner:
         for prepared, waiting in late:
             again.by_id[prepared.custom_id] = prepared
             add_waiters(again.pending, prepared.custom_id, waiting)
+        again.deadlines = earliest_deadline(again.pending) is not None
         self.inflight.follow(again)
         self.resume(again)
 
@@ -1014,40 +1068,6 @@ class BatchRunner:
         for provider in providers:
             await provider.aclose()
         return report
-
-
-def _dispatch(
-    pending: dict[str, Waiters],
-    chunk: list[tuple[str, Any]],
-    count: Callable[[Any], None] | None = None,
-) -> None:
-    """Hand each answer to its callers. A line the batch never ran (expired, cancelled) is not
-    an answer: its callers stay waiting for what the batch's end decides (send it again...).
-    ``count`` sees every successful answer (billed even when nobody waits for it any more)."""
-    pop = pending.pop
-    for custom_id, outcome in chunk:
-        if isinstance(outcome, BaseException):
-            if isinstance(outcome, BatchExpiredError | BatchCancelledError):
-                continue
-        elif count is not None:
-            count(outcome)
-        waiting = pop(custom_id, None)
-        if waiting is not None:
-            settle(waiting, outcome)
-
-
-def _deadline(waiting: Waiters) -> float | None:
-    deadlines = [f.deadline for f in each(waiting) if f.deadline is not None]
-    return min(deadlines) if deadlines else None
-
-
-def _earliest_deadline(pending: dict[str, Waiters]) -> float | None:
-    earliest: float | None = None
-    for waiting in pending.values():
-        due = waiting.deadline if isinstance(waiting, RequestFuture) else _deadline(waiting)
-        if due is not None and (earliest is None or due < earliest):
-            earliest = due
-    return earliest
 
 
 def _no_attach(

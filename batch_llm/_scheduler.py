@@ -44,7 +44,7 @@ from ._progress import ProgressDisplay, drawer
 from ._retry import RetryPolicy
 from ._rounds import Held, current_holder
 from ._runner import BatchRunner, ExpiryPolicy, Runner
-from ._waiters import Waiters, add_waiters, each, settle
+from ._waiters import Waiters, add_waiters, deadline_of, each, settle
 from .providers import Prepared, Provider, resolve_provider
 
 __all__ = ["BatchRecord", "Scheduler"]
@@ -55,6 +55,9 @@ Dedupe = bool | Literal["auto"]
 
 # Windows a queue of single calls may stay open while calls keep joining it.
 _WINDOW_CAP = 10
+# Sampled requests whose repeats the scheduler counts at once (about 130 B each); when more
+# come, counting starts over in a new round (``Scheduler._name_repeats``).
+_OCCURRENCES_KEPT = 100_000
 
 
 class _Submission(NamedTuple):
@@ -179,7 +182,9 @@ class Scheduler:
         self._queues: dict[tuple[Provider, Hashable, Hashable], Queue] = {}
         # How many times each sampled (not deduplicated) request was asked for: the n-th
         # repeat gets the same line id in every run, so a re-run finds each repeat's answer.
+        # Bounded: ``_name_repeats`` starts a new round of counting when it is full.
         self._occurrences: dict[str, int] = {}
+        self._occurrence_round = 0
         self._closed = False
         # Usage of every answer handed out, by provider, model and kind (see ``_cost``).
         self._meter = UsageMeter()
@@ -369,6 +374,7 @@ class Scheduler:
             for sub, new in zip(submissions, fresh, strict=True)
         ]
         flights: list[list[RequestFuture]] = []
+        launched = 0
         with self._lock, gc_paused():
             touched: dict[int, Queue] = {}
             holder = self._inflight.holder
@@ -394,10 +400,17 @@ class Scheduler:
                         extra=sub.extra,
                     )
                     touched[id(queue)] = queue
+                    if len(ready) > launched:
+                        # A queue filled up: its batch goes now, while the rest is queued
+                        # (which futures it answers read before it is launched).
+                        for batch in ready[launched:]:
+                            flights.append(_futures_of(batch))
+                            self._loop.call_soon(self._runner.launch, batch)
+                        launched = len(ready)
             if flush:
                 ready.extend(self._cut(q) for q in touched.values() if q.lines)
             # Which futures each batch answers, read before any of them is launched.
-            flights = [[f for w in b.pending.values() for f in each(w)] for b in ready]
+            flights += [_futures_of(b) for b in ready[launched:]]
         for (sub, joins), known in zip(attach, found, strict=True):
             intents = {i.intent_id: i for i in known.values()}
             for intent_id, items in joins.items():
@@ -406,7 +419,7 @@ class Scheduler:
                 )
         for queue, generation in timers:
             self._loop.call_soon(self._arm_window, queue, generation)
-        for batch in ready:
+        for batch in ready[launched:]:
             self._loop.call_soon(self._runner.launch, batch)
         return flights
 
@@ -442,15 +455,29 @@ class Scheduler:
 
     def _name_repeats(self, prepared: list[Prepared | BaseException]) -> None:
         """Give each repeat of a request that must not be shared its own line id; the lock is
-        held."""
+        held.
+
+        The n-th ask of a request is ``<digest>-<n>``. The counts are kept for at most
+        ``_OCCURRENCES_KEPT`` requests: when one more comes, they are dropped and counting
+        starts over in a new round, whose ids name it (``<digest>-<round>-<n>``). So no two
+        asks in one process share a line (a line already answered would hand its sample out
+        again), memory stays bounded, and a re-run asking the same requests in the same
+        order (which fills the counts at the same points) gives every ask the id it had.
+        """
         occurrences = self._occurrences
         for item in prepared:
             if isinstance(item, BaseException) or self._shares(item):
                 continue
             digest = item.custom_id
-            n = occurrences.get(digest, 0)
+            n = occurrences.get(digest)
+            if n is None:
+                n = 0
+                if len(occurrences) >= _OCCURRENCES_KEPT:
+                    occurrences = self._occurrences = {}
+                    self._occurrence_round += 1
             occurrences[digest] = n + 1
-            item.custom_id = f"{digest}-{n}"
+            rnd = self._occurrence_round
+            item.custom_id = f"{digest}-{rnd}-{n}" if rnd else f"{digest}-{n}"
 
     def _attach_to_held(
         self,
@@ -588,6 +615,8 @@ class Scheduler:
         for prepared, waiting in items:
             for future in each(waiting):
                 future.batch_id = batch.record.batch_id
+            if not batch.deadlines and deadline_of(waiting) is not None:
+                batch.deadlines = True
             batch.by_id.setdefault(prepared.custom_id, prepared)
             if batch.finished or (
                 batch.status is not None and prepared.custom_id not in batch.pending
@@ -739,6 +768,11 @@ _CLOSING_MESSAGES = {
         "a later run with the same journal reads them"
     ),
 }
+
+
+def _futures_of(batch: Batch) -> list[RequestFuture]:
+    """The futures a batch answers."""
+    return [f for waiting in batch.pending.values() for f in each(waiting)]
 
 
 def _leases(length: float, poll: PollPolicy) -> Leases:

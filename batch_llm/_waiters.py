@@ -18,7 +18,9 @@ __all__ = [
     "Waiters",
     "add_waiters",
     "all_cancelled",
+    "deadline_of",
     "each",
+    "earliest_deadline",
     "fail_all",
     "leftover_error",
     "settle",
@@ -40,6 +42,24 @@ def add_waiters(pending: dict[str, Waiters], custom_id: str, more: Waiters) -> N
         pending[custom_id] = more
         return
     pending[custom_id] = each(current) + each(more)
+
+
+def deadline_of(waiting: Waiters) -> float | None:
+    """The earliest deadline of a line's callers (None if none set one)."""
+    if isinstance(waiting, RequestFuture):
+        return waiting.deadline
+    deadlines = [f.deadline for f in waiting if f.deadline is not None]
+    return min(deadlines) if deadlines else None
+
+
+def earliest_deadline(pending: dict[str, Waiters]) -> float | None:
+    """The earliest deadline of any caller waiting on these lines (None if none set one)."""
+    earliest: float | None = None
+    for waiting in pending.values():
+        due = waiting.deadline if isinstance(waiting, RequestFuture) else deadline_of(waiting)
+        if due is not None and (earliest is None or due < earliest):
+            earliest = due
+    return earliest
 
 
 def all_cancelled(waiting: Waiters) -> bool:

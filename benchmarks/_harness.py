@@ -8,6 +8,7 @@ machine noise falls on both alike.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -122,22 +123,104 @@ def floor_batch(
     return results
 
 
+#: OpenAI's most requests in one batch: the floor cuts larger workloads into batches this big.
+BATCH_LIMIT = 50_000
+_ENDED = ("completed", "failed", "expired", "cancelled")
+
+
+def floor_batches(
+    url: str, endpoint: str, bodies: Iterable[dict[str, Any]], *, poll: float
+) -> list[Any]:
+    """The floor that keeps every response body: the bare openai SDK by hand, as lean as it
+    goes. Each batch of at most ``BATCH_LIMIT`` bodies is taken from ``bodies`` (a list or a
+    generator), built into JSONL, uploaded and created in turn, its JSONL dropped once
+    uploaded; then all are polled, and each finished batch's output is read as a stream, a
+    network chunk's lines decoded as one JSON array (keys shared, nothing held twice), into
+    response bodies returned in input order."""
+    import openai
+
+    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-bench")
+    running: set[str] = set()
+    results: list[Any] = []
+    source = iter(bodies)
+    while chunk := list(itertools.islice(source, BATCH_LIMIT)):
+        first = len(results)
+        results += [None] * len(chunk)
+        payload = "\n".join(
+            json.dumps({"custom_id": f"r{i}", "method": "POST", "url": endpoint, "body": body})
+            for i, body in enumerate(chunk, first)
+        ).encode()
+        del chunk
+        uploaded = client.files.create(file=("in.jsonl", payload), purpose="batch")
+        del payload
+        batch = client.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=endpoint,  # type: ignore[arg-type]
+            completion_window="24h",
+        )
+        running.add(batch.id)
+    while running:
+        time.sleep(poll)
+        for batch_id in list(running):
+            batch = client.batches.retrieve(batch_id)
+            if batch.status not in _ENDED:
+                continue
+            running.discard(batch_id)
+            assert batch.output_file_id, batch
+            with client.files.with_streaming_response.content(batch.output_file_id) as response:
+                rest = b""
+                for data in response.iter_bytes():
+                    lines = (rest + data).split(b"\n")
+                    rest = lines.pop()
+                    _keep(results, lines)
+                _keep(results, [rest])
+    return results
+
+
+def _keep(results: list[Any], lines: list[bytes]) -> None:
+    lines = [line for line in lines if line.strip()]
+    if lines:
+        for row in json.loads(b"[" + b",".join(lines) + b"]"):
+            results[int(row["custom_id"][1:])] = row["response"]["body"]
+
+
 def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_mb() -> float:
+    """This process's resident memory now."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def cpu_seconds() -> float:
+    """CPU time this process has used, all its threads, user and system."""
+    return time.process_time()
+
+
 def report(sides: dict[str, list[dict[str, Any]]], project: str, floor: str) -> None:
-    """Print each run, then medians, then the ``ratio=`` line (always last)."""
+    """Print each run, then medians, then the ``ratio=`` line (always last). Numbers a side
+    reports beyond wall and rss (``cpu``, ``held``...) are printed with it, medians too."""
+    extras = sorted(
+        {k for runs in sides.values() for r in runs for k in r} - {"wall", "rss", "batches"}
+    )
     for side, runs in sides.items():
         for run in runs:
             wall, rss, batches = run["wall"], run["rss"], run["batches"]
-            print(f"{side:>8}: wall={wall:.3f}s rss={rss:.1f}MB batches={batches}")
+            more = "".join(f" {k}={run[k]:.3f}" for k in extras if k in run)
+            print(f"{side:>8}: wall={wall:.3f}s rss={rss:.1f}MB batches={batches}{more}")
     wall = {s: statistics.median(r["wall"] for r in runs) for s, runs in sides.items()}
     rss = {s: statistics.median(r["rss"] for r in runs) for s, runs in sides.items()}
-    for side in sides:
-        print(f"{side:>8}: median wall={wall[side]:.3f}s median rss={rss[side]:.1f}MB")
+    for side, runs in sides.items():
+        more = "".join(
+            f" median {k}={statistics.median(r[k] for r in runs):.3f}"
+            for k in extras
+            if all(k in r for r in runs)
+        )
+        print(f"{side:>8}: median wall={wall[side]:.3f}s median rss={rss[side]:.1f}MB{more}")
     for side in sides:  # a side beyond the two compared is a second reference
         if side not in (project, floor):
             print(
@@ -154,6 +237,7 @@ def main(
     title: Callable[[int], str],
     *,
     repeat: int,
+    requests: int = 10_000,
     project: str = "project",
     floor: str = "floor",
     argv: list[str] | None = None,
@@ -164,7 +248,7 @@ def main(
     as a second reference, before that line).
     ``argv`` is the command line (default ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=requests)
     parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--side", choices=sorted(sides))
     parser.add_argument("--url")

@@ -128,6 +128,7 @@ class SQLiteDatabase:
         os.close(open_private(self.path, os.O_RDWR))
         self._lock = threading.Lock()
         self._sql: dict[str, str] = {}
+        self._sidecars_private = False
         self._db = sqlite3.connect(
             self.path, timeout=timeout, check_same_thread=False, isolation_level=None
         )
@@ -197,10 +198,17 @@ class SQLiteDatabase:
                     raise
 
     def _private_sidecars(self) -> None:
+        # Once both are there and private, they stay so while this connection is open (SQLite
+        # removes them only when the last connection closes): no more calls on every write.
+        if self._sidecars_private:
+            return
+        found = 0
         for suffix in ("-wal", "-shm"):
             sidecar = Path(str(self.path) + suffix)
             if sidecar.exists():
                 os.chmod(sidecar, 0o600)
+                found += 1
+        self._sidecars_private = found == 2
 
     def _render(self, sql: str) -> str:
         rendered = self._sql.get(sql)

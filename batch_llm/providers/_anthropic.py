@@ -12,7 +12,15 @@ import contextlib
 import functools
 import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any
 
 from .._errors import (
@@ -32,6 +40,7 @@ from ._base import (
     encode_body,
     new_usage,
 )
+from ._body import Body, spans
 from ._sdk import (
     NO_SDK_RETRIES,
     SDKProvider,
@@ -205,35 +214,50 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
         from anthropic.types.messages import MessageBatch
 
         valid_id = _CUSTOM_ID.fullmatch
-        parts: list[bytes] = [b'{"requests":[']
-        separator = b""
+        size = len(b'{"requests":[]}') + max(len(lines) - 1, 0)
+        size += len(b'{"custom_id":"","params":}') * len(lines)
         for line in lines:
             if valid_id(line.custom_id) is None:
                 raise InvalidRequestError(
                     f"custom_id {line.custom_id!r} does not match ^[a-zA-Z0-9_-]{{1,64}}$"
                 )
-            parts += (
-                separator,
-                b'{"custom_id":"',
-                line.custom_id.encode(),
-                b'","params":',
-                line.data,
-                b"}",
+            size += len(line.custom_id) + len(line.data)
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"requests":['
+            separator = b""
+            for span in spans(lines, size):
+                parts: list[bytes] = []
+                for line in span:
+                    parts += (
+                        separator,
+                        b'{"custom_id":"',
+                        line.custom_id.encode(),
+                        b'","params":',
+                        line.data,
+                        b"}",
+                    )
+                    separator = b","
+                yield b"".join(parts)
+            yield b"]}"
+
+        # The SDK's create() would re-encode every request; its post() sends bytes as they are,
+        # here made as they are sent.
+        with Body(chunks, size) as body:
+            batch = await self._create_once(
+                before_create,
+                lambda: self.client.with_options(**NO_SDK_RETRIES).post(
+                    "/v1/messages/batches",
+                    content=body.stream(),
+                    cast_to=MessageBatch,
+                    options={
+                        "headers": {
+                            "Content-Type": "application/json",
+                            "Content-Length": str(body.size),
+                        }
+                    },
+                ),
             )
-            separator = b","
-        parts.append(b"]}")
-        payload = b"".join(parts)
-        del parts
-        # The SDK's create() would re-encode every request; its post() takes bytes as they are.
-        batch = await self._create_once(
-            before_create,
-            lambda: self.client.with_options(**NO_SDK_RETRIES).post(
-                "/v1/messages/batches",
-                content=payload,
-                cast_to=MessageBatch,
-                options={"headers": {"Content-Type": "application/json"}},
-            ),
-        )
         return self._status(batch)
 
     async def poll(self, status: BatchStatus) -> BatchStatus:

@@ -28,6 +28,7 @@ environment): that is how the CLI reaches a journaled batch again from another p
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 import inspect
 import json
@@ -51,6 +52,7 @@ __all__ = [
     "Usage",
     "encode_body",
     "new_usage",
+    "shared_key",
 ]
 
 #: The batch-metadata key under which the scheduler stamps its journal intent id.
@@ -206,6 +208,13 @@ class BatchStatus:
         return self.state == "ended"
 
 
+@functools.lru_cache(maxsize=1024)
+def shared_key(endpoint: str, model: str) -> tuple[str, str]:
+    """The grouping key ``(endpoint, model)``, one tuple for all the requests that share it:
+    a ``Prepared`` keeps its key while its batch runs, and 50,000 copies of one are 4 MB."""
+    return (endpoint, model)
+
+
 # Built once: ``json.dumps`` with any non-default option builds a new encoder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -353,6 +362,12 @@ class Provider(abc.ABC):
                 ``MalformedResultError`` instead of it.
         """
 
+    def checks_answers(self, endpoint: str | None) -> bool:
+        """Whether ``check_answer`` can find fault with an answer to a request of ``endpoint``
+        (None: not known). Where it cannot, results skip it: it runs once per answer. True
+        for any adapter that overrides ``check_answer``, unless it says better."""
+        return type(self).check_answer is not Provider.check_answer
+
     async def results(
         self,
         status: BatchStatus,
@@ -391,7 +406,7 @@ class Provider(abc.ABC):
     ) -> Callable[[list[tuple[str, Any]]], list[tuple[str, Any]]] | None:
         """What checks each list of answers against ``requests``; None when nothing would
         (no requests, or an adapter whose answers always fit), so results pay nothing."""
-        if not requests or type(self).check_answer is Provider.check_answer:
+        if not requests or not self.checks_answers(status.endpoint):
             return None
         check_answer, get, batch_id = self.check_answer, requests.get, status.batch_id
 

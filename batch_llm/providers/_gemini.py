@@ -54,6 +54,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Hashable,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -77,7 +78,9 @@ from ._base import (
     Usage,
     encode_body,
     new_usage,
+    shared_key,
 )
+from ._body import Body, encoded_len, spans
 from ._sdk import SDKProvider, malformed_result, parse_result_lines, shared_ssl_context
 
 if TYPE_CHECKING:
@@ -345,7 +348,7 @@ class GeminiProvider(SDKProvider["Client"]):
             raise InvalidRequestError(f"invalid {path} request: {exc}") from None
         data = encode_body(request)
         return Prepared(
-            key=(path, name),
+            key=shared_key(path, name),
             endpoint=path,
             data=data,
             nbytes=len(data) + _ENVELOPE,
@@ -574,15 +577,28 @@ class GeminiProvider(SDKProvider["Client"]):
             return json.loads(raw), raw
 
     async def _upload(self, lines: Sequence[Prepared], display: str) -> str:
-        parts: list[bytes] = []
-        for line in lines:
-            parts += (b'{"key":"', line.custom_id.encode(), b'","request":', line.data, b"}\n")
-        data = b"".join(parts)
-        del parts
-        uploaded = await self.client.aio.files.upload(
-            file=io.BytesIO(data),
-            config={"mime_type": "application/jsonl", "display_name": display},
-        )
+        frame = len(b'{"key":"","request":}\n')
+        size = sum(encoded_len(line.custom_id) + len(line.data) + frame for line in lines)
+
+        def chunks() -> Iterator[bytes]:
+            for span in spans(lines, size):
+                parts: list[bytes] = []
+                for line in span:
+                    parts += (
+                        b'{"key":"',
+                        line.custom_id.encode(),
+                        b'","request":',
+                        line.data,
+                        b"}\n",
+                    )
+                yield b"".join(parts)
+
+        # Made as the SDK reads it (8 MB at a time), never whole in memory.
+        with Body(chunks, size) as body:
+            uploaded = await self.client.aio.files.upload(
+                file=body.file(),
+                config={"mime_type": "application/jsonl", "display_name": display},
+            )
         if not uploaded.name:
             raise BatchError("the Gemini file upload returned no file name")
         return str(uploaded.name)

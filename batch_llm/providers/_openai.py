@@ -11,8 +11,16 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from .._errors import (
     BatchCancelledError,
@@ -32,7 +40,9 @@ from ._base import (
     Usage,
     encode_body,
     new_usage,
+    shared_key,
 )
+from ._body import Body, encoded_len, spans
 from ._sdk import (
     NO_SDK_RETRIES,
     SDKProvider,
@@ -182,7 +192,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
             # OpenAI samples at temperature 1 unless told otherwise.
             deterministic = body.get("temperature") == 0 and body.get("n", 1) == 1
         return Prepared(
-            key=(path, model),
+            key=shared_key(path, model),
             endpoint=path,
             data=data,
             nbytes=len(data) + len(path) + _ENVELOPE,
@@ -205,25 +215,12 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
         endpoint = lines[0].endpoint
-        url = endpoint.encode()
-        parts: list[bytes] = []
-        for line in lines:
-            parts += (
-                b'{"custom_id":"',
-                line.custom_id.encode(),
-                b'","method":"POST","url":"',
-                url,
-                b'","body":',
-                line.data,
-                b"}\n",
+        with _jsonl(lines, endpoint) as body:
+            uploaded = await self.client.files.create(
+                # A file object: the SDK's multipart upload reads it 64 KiB at a time.
+                file=("batch-llm.jsonl", cast("IO[bytes]", body.file()), "application/jsonl"),
+                purpose=self.file_purpose,  # type: ignore[arg-type]
             )
-        payload = b"".join(parts)
-        del parts
-        uploaded = await self.client.files.create(
-            file=("batch-llm.jsonl", payload, "application/jsonl"),
-            purpose=self.file_purpose,  # type: ignore[arg-type]
-        )
-        del payload
         batch = await self._create_once(
             before_create,
             lambda: self.client.with_options(**NO_SDK_RETRIES).batches.create(
@@ -295,6 +292,9 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         except ValueError as exc:
             raise MalformedResultError(f"the realtime answer to this request has {exc}") from None
         return body
+
+    def checks_answers(self, endpoint: str | None) -> bool:
+        return endpoint is None or normalize_endpoint(endpoint) == EMBEDDINGS
 
     def check_answer(self, prepared: Prepared, body: Any) -> None:
         """An embeddings answer holds one vector per input, indexed 0 to n-1: with one too
@@ -403,6 +403,32 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
             status_code, json=body, headers=headers, request=httpx.Request("POST", url)
         )
         return client._make_status_error_from_response(response)
+
+
+def _jsonl(lines: Sequence[Prepared], endpoint: str) -> Body:
+    """The batch's input file, one line per request, made as the upload reads it."""
+    url = endpoint.encode()
+    # What each line adds around its custom_id and body.
+    frame = len(b'{"custom_id":"","method":"POST","url":"","body":}\n') + len(url)
+    size = sum(encoded_len(line.custom_id) + len(line.data) for line in lines)
+    size += frame * len(lines)
+
+    def chunks() -> Iterator[bytes]:
+        for span in spans(lines, size):
+            parts: list[bytes] = []
+            for line in span:
+                parts += (
+                    b'{"custom_id":"',
+                    line.custom_id.encode(),
+                    b'","method":"POST","url":"',
+                    url,
+                    b'","body":',
+                    line.data,
+                    b"}\n",
+                )
+            yield b"".join(parts)
+
+    return Body(chunks, size)
 
 
 def _sdk_dumps(path: str, body: Mapping[str, Any]) -> bytes:

@@ -96,12 +96,14 @@ class SDKProvider(Provider, Generic[ClientT]):
             *settings,
             id(client) if client is not None else None,
         )
+        # Hashed once: every request's queue is looked up by its adapter.
+        self._hash = hash(self._identity)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SDKProvider) and other._identity == self._identity
 
     def __hash__(self) -> int:
-        return hash(self._identity)
+        return self._hash
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._public_url!r})"

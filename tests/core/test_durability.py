@@ -274,6 +274,25 @@ def test_deadline_sends_the_tail_realtime_and_cancels_the_batch(
     assert emulator.stats.realtime_calls == 5
 
 
+def test_a_deadline_joining_a_batch_in_flight_is_kept(
+    emulator: Emulator, openai_provider: OpenAIProvider, journal_path: Path
+) -> None:
+    # The batch was cut with no deadline in it; the identical request that joins it later
+    # brings one, and is still sent realtime when it passes.
+    emulator.knobs.processing_delay = 60
+    with Scheduler(journal=journal_path, **FAST) as scheduler:
+        patient = scheduler.submit_many(openai_provider, CHAT, [chat(3, temperature=0)])
+        wait_for(lambda: scheduler.batches and scheduler.batches[0].batch_id)
+        hurried = scheduler.submit_many(
+            openai_provider, CHAT, [chat(3, temperature=0)], deadline=0.3
+        )
+        (result,) = batch_llm.wait(hurried, timeout=30)
+        assert answer(result) == "4"
+        assert patient[0].result(30) == result  # the line went realtime for both callers
+    assert emulator.stats.realtime_calls == 1
+    assert emulator.stats.batches_created == 1
+
+
 def test_close_with_cancel_cancels_upstream_and_says_so(
     emulator: Emulator,
     openai_provider: OpenAIProvider,

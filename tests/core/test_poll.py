@@ -149,6 +149,22 @@ def test_a_batch_of_a_few_seconds_is_noticed_within_a_second_or_two(run: float) 
         assert late <= max(1.0, 0.3 * run)
 
 
+def test_a_batch_writing_its_results_is_looked_at_again_soon() -> None:
+    # Processing began at 10 s and every request was counted by 110 s: writing the results
+    # takes a small part of those 100 s. The age rule alone would wait a third of the age
+    # (30 s, the slack) for a batch this young.
+    watch = watched([(50, 4000), (80, 7000), (110, TOTAL)], started=EPOCH + 10)
+    assert watch.writing_wait() == pytest.approx(2.0)  # 2 % of the processing time
+    watch = watched([(50, 4000), (80, 7000), (110, TOTAL), (115, TOTAL)], started=EPOCH + 10)
+    assert watch.writing_wait() == pytest.approx(5.0)  # still writing: the waits double
+    watch = watched([(50, 4000), (80, TOTAL)], started=EPOCH + 10)
+    assert watch.writing_wait() == pytest.approx(1.4)
+    assert watched([(50, 4000), (80, 7000)]).writing_wait() is None  # still counting
+    # A day's batch: 2 % of its processing is about 2 % of its age, as the age rule waits.
+    day = watched([(40_000, 4000), (80_000, 9000), (86_000, TOTAL)], started=EPOCH + 600)
+    assert day.writing_wait() == pytest.approx(0.02 * 85_400)
+
+
 def test_the_policy_it_replaced_cost_hundreds_of_polls_for_the_same_day() -> None:
     # The yardstick for the bound above: waits of 5 % of the age, 1-300 s, poll about 400
     # times in 24 h (the issue counted 406).

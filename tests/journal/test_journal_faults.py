@@ -22,7 +22,7 @@ import batch_llm
 from batch_llm import JournalError, OpenAIProvider, Scheduler, SchedulerClosedError
 from batch_llm._errors import JournalError as _JournalError
 from batch_llm._journal import Intent, Journal, SQLiteJournal
-from batch_llm._journal_io import JournalWriter
+from batch_llm._journal_io import ROW_BYTES, JournalWriter
 from batch_llm.emulator import Emulator
 
 FAST: dict[str, Any] = {"poll_interval": 0.02, "poll_max": 0.1, "progress": False}
@@ -293,14 +293,15 @@ def test_result_bytes_waiting_for_the_journal_hold_the_reader_back(tmp_path: Pat
 
     journal = Slow(tmp_path / "journal.sqlite3")
     journal.claim(Intent("i", "p", "d", CHAT, 0, owner="me"), ["a"], lease=30)
-    writer = JournalWriter(journal, max_queued=10_000)
+    writer = JournalWriter(journal, max_queued=ROW_BYTES * 5 // 2)
 
     async def read() -> tuple[int, bool]:
         store = writer.results("i", "me")
         await store.restart()
         put = 0
         for _ in range(10):
-            step = asyncio.ensure_future(store.put("output", b"x" * 4_000))
+            # Chunks of a whole row each: each goes to the writer as it comes.
+            step = asyncio.ensure_future(store.put("output", b"x" * ROW_BYTES))
             await asyncio.sleep(0.05)
             if not step.done():  # held back: the journal has not caught up
                 gate.set()
@@ -310,7 +311,77 @@ def test_result_bytes_waiting_for_the_journal_hold_the_reader_back(tmp_path: Pat
         return put, await store.finish()
 
     put, stored = asyncio.run(read())
-    assert put == 2  # 8,000 bytes queued; the third chunk would pass 10,000
+    assert put == 2  # two rows queued; the third would pass two and a half
     assert stored
     assert len(journal.load_results("i")) == 3
+    writer.close()
+
+
+def test_the_bound_on_result_bytes_covers_every_batch_read_at_once(tmp_path: Path) -> None:
+    """Batches whose results are read together share the writer's ``max_queued`` bytes: the
+    second is held back by what the first queued."""
+    import threading
+
+    gate = threading.Event()
+
+    class Slow(SQLiteJournal):
+        def append_results(self, *args: Any) -> None:
+            gate.wait(10)
+            super().append_results(*args)
+
+    journal = Slow(tmp_path / "journal.sqlite3")
+    for intent in ("a", "b"):
+        journal.claim(Intent(intent, "p", "d", CHAT, 0, owner="me"), [intent], lease=30)
+    writer = JournalWriter(journal, max_queued=ROW_BYTES * 3 // 2)
+
+    async def read() -> tuple[bool, bool, list[bool]]:
+        first, second = writer.results("a", "me"), writer.results("b", "me")
+        await first.restart()
+        await second.restart()
+        await first.put("output", b"x" * ROW_BYTES)  # under the bound: not held back
+        step = asyncio.ensure_future(second.put("output", b"y" * ROW_BYTES))
+        await asyncio.sleep(0.05)
+        held = not step.done()  # two rows queued between them
+        gate.set()
+        await step
+        return (
+            held,
+            writer.queued <= ROW_BYTES * 3 // 2,
+            [await first.finish(), await second.finish()],
+        )
+
+    held, within, stored = asyncio.run(read())
+    assert held and within
+    assert stored == [True, True]
+    assert writer.queued == 0
+    writer.close()
+
+
+def test_result_chunks_are_gathered_into_rows_of_a_stream_each(tmp_path: Path) -> None:
+    """Network-sized chunks go to the journal a row (one transaction) at a time, never
+    mixing streams, and read back as they were put."""
+    journal = SQLiteJournal(tmp_path / "journal.sqlite3")
+    journal.claim(Intent("i", "p", "d", CHAT, 0, owner="me"), ["a"], lease=30)
+    writer = JournalWriter(journal)
+    chunk = b"o" * (ROW_BYTES // 4)
+
+    async def read() -> bool:
+        store = writer.results("i", "me")
+        await store.restart()
+        for _ in range(10):
+            await store.put("output", chunk)
+        await store.put("errors", b"e" * 10)
+        await store.put("output", b"late")
+        return await store.finish()
+
+    assert asyncio.run(read())
+    rows = journal.load_results("i")
+    assert [(name, len(data)) for name, data in rows] == [
+        ("output", ROW_BYTES),
+        ("output", ROW_BYTES),
+        ("output", ROW_BYTES // 2),
+        ("errors", 10),
+        ("output", 4),
+    ]
+    assert b"".join(data for name, data in rows if name == "output") == chunk * 10 + b"late"
     writer.close()
