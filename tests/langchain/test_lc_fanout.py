@@ -271,7 +271,8 @@ def test_batch_finishes_each_input_as_its_answer_arrives(hand: HandScheduler) ->
     llm = BatchChatModel(model="openai:gpt-4o", api_key="sk-test", scheduler=hand)
     ends, out = Ends(), []
     caller = threading.Thread(
-        target=lambda: out.extend(llm.batch(["a", "b", "c"], config={"callbacks": [ends]}))
+        target=lambda: out.extend(llm.batch(["a", "b", "c"], config={"callbacks": [ends]})),
+        daemon=True,
     )
     caller.start()
     assert hand.submitted.wait(30)
@@ -345,6 +346,19 @@ def test_cancelling_abatch_stops_its_finisher(hand: HandScheduler) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    asyncio.run(run())  # returns: the worker thread did not stay blocked on the rest
+    outcome: list[BaseException | None] = []
+
+    def main() -> None:
+        try:
+            asyncio.run(run())  # waits for the loop's worker threads before it returns
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    caller = threading.Thread(target=main, daemon=True)
+    caller.start()
+    caller.join(30)
+    assert outcome == [None]  # it returned: the finisher did not stay blocked on the rest
     assert all(f.cancelled() for f in hand.futures[1:])
     assert ends.answers == ["re: q0"]
