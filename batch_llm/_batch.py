@@ -12,7 +12,7 @@ from ._cost import UsageMeter, model_from_key
 from ._journal import Intent
 from ._redact import public_url
 from ._waiters import Waiters, all_cancelled
-from .providers import BatchStatus, Limits, Prepared, Provider
+from .providers import BatchStatus, Limits, Line, Provider
 
 __all__ = ["Batch", "BatchRecord", "Queue"]
 
@@ -82,7 +82,7 @@ class Batch:
         self,
         provider: Provider,
         key: Hashable,
-        lines: list[Prepared],
+        lines: list[Line],
         pending: dict[str, Waiters],
         *,
         intent: Intent | None = None,
@@ -96,14 +96,14 @@ class Batch:
         self.key = key
         self.lines = lines
         # Lines by id, kept after submission: expired or rejected lines are sent again.
-        self.by_id: dict[str, Prepared] = {}
+        self.by_id: dict[str, Line] = {}
         self.pending = pending
         # Whether any caller waiting on it set a deadline (then it is looked through for the
         # earliest at every poll).
         self.deadlines = False
         self.finished = False
         # Callers that asked for a line of this batch after its results were handed out.
-        self.late: list[tuple[Prepared, Waiters]] = []
+        self.late: list[tuple[Line, Waiters]] = []
         self.status: BatchStatus | None = None
         # Whether its results are in the journal, read whole (by this scheduler or another).
         self.stored = False
@@ -136,7 +136,7 @@ class Batch:
         """The journal's id for this submission."""
         return self.intent.intent_id
 
-    def take_lines(self) -> list[Prepared]:
+    def take_lines(self) -> list[Line]:
         """The lines to submit, once: those of callers who gave up before submission cost
         nothing, so they are left out (and their callers forgotten)."""
         gone = [cid for cid, waiting in self.pending.items() if all_cancelled(waiting)]
@@ -175,7 +175,7 @@ class Queue:
         self.key = key
         self.limits = limits
         self.metadata = metadata or {}
-        self.lines: list[Prepared] = []
+        self.lines: list[Line] = []
         self.waiters: dict[str, Waiters] = {}
         self.nbytes = 0
         self.inputs = 0
@@ -184,7 +184,7 @@ class Queue:
         self.opened = 0.0
         self.joined = 0.0
 
-    def fits(self, prepared: Prepared) -> bool:
+    def fits(self, prepared: Line) -> bool:
         """Whether one more line stays within every limit."""
         limits = self.limits
         if len(self.lines) >= limits.max_requests:
@@ -193,7 +193,7 @@ class Queue:
             return False
         return limits.max_inputs is None or self.inputs + prepared.inputs <= limits.max_inputs
 
-    def add(self, prepared: Prepared, waiting: Waiters) -> None:
+    def add(self, prepared: Line, waiting: Waiters) -> None:
         """Queue a new line."""
         self.lines.append(prepared)
         self.waiters[prepared.custom_id] = waiting
@@ -209,6 +209,6 @@ class Queue:
         return batch
 
 
-def _models(lines: list[Prepared]) -> str:
+def _models(lines: list[Line]) -> str:
     """The models a batch's lines ask for, for the journal (Anthropic batches mix them)."""
     return ", ".join(sorted({line.model for line in lines if line.model}))

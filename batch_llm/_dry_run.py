@@ -33,7 +33,7 @@ from ._errors import DryRunError
 from ._futures import RequestFuture
 from ._inflight import InFlight
 from ._waiters import each, fail_all, settle
-from .providers import Prepared, Provider
+from .providers import Line, Provider
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -69,7 +69,7 @@ def _text_chars(value: Any) -> int:
     return 0
 
 
-def estimate(prepared: Prepared, key: Hashable = None) -> tuple[str, int, int]:
+def estimate(prepared: Line, key: Hashable = None) -> tuple[str, int, int]:
     """``(model, input tokens, output tokens)`` of one request, estimated (module docstring)."""
     try:
         body = json.loads(prepared.data)
@@ -135,7 +135,7 @@ def plan_batch(
     number: int,
     provider: str,
     key: Hashable,
-    lines: Sequence[Prepared],
+    lines: Sequence[Line],
     requests: int,
     prices: PriceTable | None = None,
 ) -> PlannedBatch:
@@ -332,7 +332,7 @@ class DryRunPlanner:
         for batch in batches:
             self._plan(batch)
 
-    def realtime(self, provider: Provider, line: Prepared, future: RequestFuture) -> None:
+    def realtime(self, provider: Provider, line: Line, future: RequestFuture) -> None:
         """Nothing is sent in a dry run, realtime included."""
         settle(
             future,

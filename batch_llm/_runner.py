@@ -68,7 +68,7 @@ from ._waiters import (
     leftover_error,
     settle,
 )
-from .providers import BatchStatus, Prepared, Provider
+from .providers import BatchStatus, Line, Provider
 from .providers._base import INTENT_KEY
 
 __all__ = ["Attach", "BatchRunner", "ExpiryPolicy", "Requeue", "Runner", "batch_event"]
@@ -92,7 +92,7 @@ class Requeue(Protocol):
     def __call__(
         self,
         provider: Provider,
-        items: list[tuple[Prepared, Waiters]],
+        items: list[tuple[Line, Waiters]],
         metadata: dict[str, str] | None = None,
     ) -> None: ...
 
@@ -105,7 +105,7 @@ class Attach(Protocol):
         provider: Provider,
         intent: Intent | None,
         intent_id: str,
-        items: list[tuple[Prepared, Waiters]],
+        items: list[tuple[Line, Waiters]],
         metadata: dict[str, str] | None = None,
     ) -> None: ...
 
@@ -130,7 +130,7 @@ class Runner(Protocol):
     def unsent(self, batches: list[Batch]) -> None:
         """Batches still queued when the scheduler closed (called from the closing thread)."""
 
-    def realtime(self, provider: Provider, line: Prepared, future: RequestFuture) -> None:
+    def realtime(self, provider: Provider, line: Line, future: RequestFuture) -> None:
         """Answer one request through the provider's realtime API."""
 
     async def shutdown(self, cancel: bool) -> dict[str, list[str]]:
@@ -384,7 +384,7 @@ class BatchRunner:
         finally:
             self._let_go(batch)
 
-    async def _claim(self, batch: Batch, lines: list[Prepared]) -> list[Prepared] | None:
+    async def _claim(self, batch: Batch, lines: list[Line]) -> list[Line] | None:
         """Record the intent and take its requests in one journal transaction; lines another
         intent holds go to follow it. Returns the lines to submit (None: nothing to submit,
         every caller was answered or handed over)."""
@@ -416,7 +416,7 @@ class BatchRunner:
     def _hand_over(self, batch: Batch, held: dict[str, Intent]) -> None:
         """Lines another intent holds leave this batch: their callers follow that intent."""
         self.inflight.release(batch, held)
-        groups: dict[str, tuple[Intent, list[tuple[Prepared, Waiters]]]] = {}
+        groups: dict[str, tuple[Intent, list[tuple[Line, Waiters]]]] = {}
         for custom_id, other in held.items():
             prepared = batch.by_id.pop(custom_id, None)
             waiting = batch.pending.pop(custom_id, None)
@@ -679,12 +679,12 @@ class BatchRunner:
     def _send_again(
         self,
         batch: Batch,
-        items: list[tuple[Prepared, Waiters]],
+        items: list[tuple[Line, Waiters]],
         status: BatchStatus,
         limit: int,
     ) -> None:
         """Queue lines again (each at most ``limit`` times in all); the rest get their error."""
-        again: list[tuple[Prepared, Waiters]] = []
+        again: list[tuple[Line, Waiters]] = []
         for prepared, waiting in items:
             if prepared.attempts < limit:
                 prepared.attempts += 1
@@ -700,9 +700,7 @@ class BatchRunner:
             )
             self.requeue(batch.provider, again, batch.metadata)
 
-    def _take_waiting(
-        self, batch: Batch, custom_ids: Iterable[str]
-    ) -> list[tuple[Prepared, Waiters]]:
+    def _take_waiting(self, batch: Batch, custom_ids: Iterable[str]) -> list[tuple[Line, Waiters]]:
         """Remove lines from the batch's waiting callers, with their bodies (to send again)."""
         items = []
         for cid in custom_ids:
@@ -730,9 +728,7 @@ class BatchRunner:
         if overdue:
             self._start(self._realtime(batch, self._take_waiting(batch, overdue), "deadline"))
 
-    async def _realtime(
-        self, batch: Batch, items: list[tuple[Prepared, Waiters]], why: str
-    ) -> None:
+    async def _realtime(self, batch: Batch, items: list[tuple[Line, Waiters]], why: str) -> None:
         provider = batch.provider
         gate = asyncio.Semaphore(_ESCALATION_CONCURRENCY)
         # Realtime answers are billed at full price: they count as such in the cost report.
@@ -746,7 +742,7 @@ class BatchRunner:
             why,
         )
 
-        async def one(prepared: Prepared, waiting: Waiters) -> None:
+        async def one(prepared: Line, waiting: Waiters) -> None:
             async with gate:
                 outcome = await self._send_realtime(provider, prepared, count)
             settle(waiting, outcome)
@@ -754,7 +750,7 @@ class BatchRunner:
 
         await asyncio.gather(*(one(p, w) for p, w in items))
 
-    def realtime(self, provider: Provider, line: Prepared, future: RequestFuture) -> None:
+    def realtime(self, provider: Provider, line: Line, future: RequestFuture) -> None:
         """Answer one request through the provider's realtime API, counted at realtime price
         (on the loop; the call runs as a task of its own)."""
         count = self.meter.counter(
@@ -767,7 +763,7 @@ class BatchRunner:
         self._start(send())
 
     async def _send_realtime(
-        self, provider: Provider, prepared: Prepared, count: Callable[[Any], object]
+        self, provider: Provider, prepared: Line, count: Callable[[Any], object]
     ) -> Any:
         """One request through the realtime API (retried like every call): its body, counted
         as realtime usage, or its error."""
@@ -1074,7 +1070,7 @@ def _no_attach(
     provider: Provider,
     intent: Intent | None,
     intent_id: str,
-    items: list[tuple[Prepared, Waiters]],
+    items: list[tuple[Line, Waiters]],
     metadata: dict[str, str] | None = None,
 ) -> None:
     """For a runner built without a scheduler: lines another intent holds fail clearly."""

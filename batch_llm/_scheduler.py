@@ -45,7 +45,7 @@ from ._retry import RetryPolicy
 from ._rounds import Held, current_holder
 from ._runner import BatchRunner, ExpiryPolicy, Runner
 from ._waiters import Waiters, add_waiters, deadline_of, each, settle
-from .providers import Prepared, Provider, resolve_provider
+from .providers import Line, Provider, resolve_provider
 
 __all__ = ["BatchRecord", "Scheduler"]
 
@@ -64,7 +64,7 @@ class _Submission(NamedTuple):
     """Checked requests on their way to the queues (possibly held by a round first)."""
 
     adapter: Provider
-    prepared: list[Prepared | BaseException]
+    prepared: list[Line | BaseException]
     futures: list[RequestFuture]
     stamp: Hashable
     extra: dict[str, str] | None
@@ -316,7 +316,7 @@ class Scheduler:
             metadata = {**job.metadata, **(metadata or {})}
         extra = {str(k): str(v) for k, v in metadata.items()} if metadata else None
         stamp = tuple(sorted(extra.items())) if extra else None
-        prepared: list[Prepared | BaseException] = []
+        prepared: list[Line | BaseException] = []
         with gc_paused():
             for index, body in enumerate(bodies):
                 try:
@@ -359,14 +359,14 @@ class Scheduler:
         now). Returns the futures of each batch cut."""
         ready: list[Batch] = []
         timers: list[tuple[Queue, int]] = []
-        attach: list[tuple[_Submission, dict[str, list[tuple[Prepared, RequestFuture]]]]] = []
-        fresh: list[list[tuple[Prepared, RequestFuture]]] = []
+        attach: list[tuple[_Submission, dict[str, list[tuple[Line, RequestFuture]]]]] = []
+        fresh: list[list[tuple[Line, RequestFuture]]] = []
         with self._lock, gc_paused():
             if self._closed:
                 raise SchedulerClosedError("the scheduler is closed")
             for sub in submissions:
                 self._name_repeats(sub.prepared)
-                joins: dict[str, list[tuple[Prepared, RequestFuture]]] = {}
+                joins: dict[str, list[tuple[Line, RequestFuture]]] = {}
                 fresh.append(self._attach_to_held(sub.adapter, sub.prepared, sub.futures, joins))
                 attach.append((sub, joins))
         found = [
@@ -430,7 +430,7 @@ class Scheduler:
         for batch in ready:
             self._loop.call_soon(self._runner.launch, batch)
 
-    def _prepare(self, adapter: Provider, endpoint: str, body: Mapping[str, Any]) -> Prepared:
+    def _prepare(self, adapter: Provider, endpoint: str, body: Mapping[str, Any]) -> Line:
         prepared = adapter.prepare(endpoint, body)
         limits = adapter.limits(prepared.key)
         if prepared.nbytes > limits.max_bytes:
@@ -450,10 +450,10 @@ class Scheduler:
         prepared.custom_id = digest.hexdigest()
         return prepared
 
-    def _shares(self, prepared: Prepared) -> bool:
+    def _shares(self, prepared: Line) -> bool:
         return prepared.deterministic if self.dedupe == "auto" else bool(self.dedupe)
 
-    def _name_repeats(self, prepared: list[Prepared | BaseException]) -> None:
+    def _name_repeats(self, prepared: list[Line | BaseException]) -> None:
         """Give each repeat of a request that must not be shared its own line id; the lock is
         held.
 
@@ -482,15 +482,15 @@ class Scheduler:
     def _attach_to_held(
         self,
         adapter: Provider,
-        prepared: list[Prepared | BaseException],
+        prepared: list[Line | BaseException],
         futures: list[RequestFuture],
-        attach: dict[str, list[tuple[Prepared, RequestFuture]]],
-    ) -> list[tuple[Prepared, RequestFuture]]:
+        attach: dict[str, list[tuple[Line, RequestFuture]]],
+    ) -> list[tuple[Line, RequestFuture]]:
         """Requests a batch of this process already holds join it; the rest are returned. The
         lock is held."""
         holder = self._inflight.holder
         provider_id = adapter.identity()
-        fresh: list[tuple[Prepared, RequestFuture]] = []
+        fresh: list[tuple[Line, RequestFuture]] = []
         for item, future in zip(prepared, futures, strict=True):
             if isinstance(item, BaseException):
                 future.set_exception(item)
@@ -504,7 +504,7 @@ class Scheduler:
         return fresh
 
     def _journal_lookup(
-        self, adapter: Provider, fresh: list[tuple[Prepared, RequestFuture]]
+        self, adapter: Provider, fresh: list[tuple[Line, RequestFuture]]
     ) -> dict[str, Intent]:
         """Which of these requests an earlier run (or another process) submitted: a read, no
         lock held. Only a shortcut: the claim made before a batch is sent decides."""
@@ -519,7 +519,7 @@ class Scheduler:
     def _enqueue(
         self,
         adapter: Provider,
-        prepared: Prepared,
+        prepared: Line,
         waiting: Waiters,
         ready: list[Batch],
         timers: list[tuple[Queue, int]],
@@ -561,7 +561,7 @@ class Scheduler:
     def _requeue(
         self,
         provider: Provider,
-        items: list[tuple[Prepared, Waiters]],
+        items: list[tuple[Line, Waiters]],
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Send lines again, in a new batch, now (on the loop)."""
@@ -596,7 +596,7 @@ class Scheduler:
         provider: Provider,
         intent: Intent | None,
         intent_id: str,
-        items: list[tuple[Prepared, Waiters]],
+        items: list[tuple[Line, Waiters]],
         metadata: dict[str, str] | None = None,
     ) -> None:
         """Requests an existing batch already holds (this process's, an earlier run's or

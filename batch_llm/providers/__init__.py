@@ -7,6 +7,7 @@ extra), and the OpenAI-compatible presets ``groq``, ``doubleword`` and ``azure``
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -18,8 +19,8 @@ from ._base import (
     BatchStatus,
     Capability,
     Limits,
+    Line,
     Outcome,
-    Prepared,
     Provider,
     Usage,
     encode_body,
@@ -43,10 +44,10 @@ __all__ = [
     "FakeStatusError",
     "GeminiProvider",
     "Limits",
+    "Line",
     "OpenAICompatibleProvider",
     "OpenAIProvider",
     "Outcome",
-    "Prepared",
     "Preset",
     "Provider",
     "Usage",
@@ -72,6 +73,13 @@ _ADAPTERS = {
 if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name is still an error there
 
     def __getattr__(name: str) -> Any:
+        if name == "Prepared":  # its old name said how it was made, not what it is
+            warnings.warn(
+                "batch_llm.providers.Prepared is now batch_llm.providers.Line",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return Line
         module = _ADAPTERS.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

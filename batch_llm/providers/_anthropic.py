@@ -34,8 +34,8 @@ from ._base import (
     BatchState,
     BatchStatus,
     Limits,
+    Line,
     Outcome,
-    Prepared,
     Usage,
     encode_body,
     new_usage,
@@ -166,7 +166,7 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
 
     # -- on the caller's thread ---------------------------------------------------------------
 
-    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Prepared:
+    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Line:
         path = _normalize_endpoint(endpoint)
         if path != MESSAGES:
             raise UnsupportedEndpointError(
@@ -185,7 +185,7 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
             raise InvalidRequestError("stream=True cannot run in a batch; batches do not stream")
         # Models share a batch on Anthropic, so the key is the endpoint alone. Claude samples at
         # temperature 1 unless told otherwise: only temperature 0 gives one answer per request.
-        return Prepared(
+        return Line(
             key=MESSAGES,
             endpoint=MESSAGES,
             data=data,
@@ -202,7 +202,7 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
     async def submit(
         self,
         key: Hashable,
-        lines: Sequence[Prepared],
+        lines: Sequence[Line],
         metadata: Mapping[str, str],
         before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
@@ -321,7 +321,7 @@ class AnthropicProvider(SDKProvider["AsyncAnthropic"]):
                 matches.append(status)
         return matches[0] if len(matches) == 1 else None
 
-    async def realtime(self, prepared: Prepared) -> Any:
+    async def realtime(self, prepared: Line) -> Any:
         """The same body through ``POST /v1/messages``; returns the message as a dict."""
         return await self.client.post(
             MESSAGES,

@@ -1,7 +1,7 @@
 """The contract between the scheduler and one provider's Batch API.
 
 The scheduler knows nothing of any provider: it asks the adapter which requests may share a
-batch (``Prepared.key``), how big a batch may grow (``limits``), and hands it finished groups of
+batch (``Line.key``), how big a batch may grow (``limits``), and hands it finished groups of
 lines to submit, poll, read back and cancel. Everything a provider does differently lives in
 its adapter.
 
@@ -46,8 +46,8 @@ __all__ = [
     "BatchStatus",
     "Capability",
     "Limits",
+    "Line",
     "Outcome",
-    "Prepared",
     "Provider",
     "Usage",
     "encode_body",
@@ -72,7 +72,7 @@ class Limits:
     Attributes:
         max_requests: lines per batch.
         max_bytes: bytes of the submitted payload per batch.
-        max_inputs: a further cap on the sum of ``Prepared.inputs`` (OpenAI counts embedding
+        max_inputs: a further cap on the sum of ``Line.inputs`` (OpenAI counts embedding
             inputs across the whole batch); None when the provider has none.
     """
 
@@ -81,7 +81,7 @@ class Limits:
     max_inputs: int | None = None
 
 
-class Prepared:
+class Line:
     """A request checked and encoded by its adapter: one line of a future batch.
 
     A plain slotted class, because one is built for every request of every fan-out.
@@ -135,7 +135,7 @@ class Prepared:
         self.attempts = 0
 
     def __repr__(self) -> str:
-        return f"<Prepared {self.endpoint} {self.custom_id or '(unqueued)'} {self.nbytes} B>"
+        return f"<Line {self.endpoint} {self.custom_id or '(unqueued)'} {self.nbytes} B>"
 
 
 class Usage(NamedTuple):
@@ -211,7 +211,7 @@ class BatchStatus:
 @functools.lru_cache(maxsize=1024)
 def shared_key(endpoint: str, model: str) -> tuple[str, str]:
     """The grouping key ``(endpoint, model)``, one tuple for all the requests that share it:
-    a ``Prepared`` keeps its key while its batch runs, and 50,000 copies of one are 4 MB."""
+    a ``Line`` keeps its key while its batch runs, and 50,000 copies of one are 4 MB."""
     return (endpoint, model)
 
 
@@ -292,7 +292,7 @@ class Provider(abc.ABC):
         return capability in self.capabilities
 
     @abc.abstractmethod
-    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Prepared:
+    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Line:
         """Check and encode one request; raise ``InvalidRequestError`` on bad input."""
 
     @abc.abstractmethod
@@ -303,7 +303,7 @@ class Provider(abc.ABC):
     async def submit(
         self,
         key: Hashable,
-        lines: Sequence[Prepared],
+        lines: Sequence[Line],
         metadata: Mapping[str, str],
         before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
@@ -348,7 +348,7 @@ class Provider(abc.ABC):
         ``status.endpoint`` may be relied on: a replay has nothing else.
         """
 
-    def check_answer(self, prepared: Prepared, body: Any) -> None:  # noqa: B027 - optional
+    def check_answer(self, prepared: Line, body: Any) -> None:  # noqa: B027 - optional
         """Make sure a successful answer ``body`` can be the answer to ``prepared``.
 
         ``results`` and ``replay`` call it for each answer whose request they are given, so
@@ -372,7 +372,7 @@ class Provider(abc.ABC):
         self,
         status: BatchStatus,
         sink: Callable[[str, bytes], object] | None = None,
-        requests: Mapping[str, Prepared] | None = None,
+        requests: Mapping[str, Line] | None = None,
     ) -> AsyncIterator[list[tuple[str, Any]]]:
         """Stream an ended batch's results as lists of ``(custom_id, outcome)``, a list at a
         time as they arrive; every raw chunk also goes to ``sink(stream, chunk)`` (awaited when
@@ -389,7 +389,7 @@ class Provider(abc.ABC):
         self,
         status: BatchStatus,
         streams: Sequence[tuple[str, bytes]],
-        requests: Mapping[str, Prepared] | None = None,
+        requests: Mapping[str, Line] | None = None,
     ) -> AsyncIterator[list[tuple[str, Any]]]:
         """Parse result streams kept from an earlier read (``(name, bytes)``, in order),
         checking answers to ``requests`` as ``results`` does."""
@@ -402,7 +402,7 @@ class Provider(abc.ABC):
                 yield rows if check is None else check(rows)
 
     def _checker(
-        self, status: BatchStatus, requests: Mapping[str, Prepared] | None
+        self, status: BatchStatus, requests: Mapping[str, Line] | None
     ) -> Callable[[list[tuple[str, Any]]], list[tuple[str, Any]]] | None:
         """What checks each list of answers against ``requests``; None when nothing would
         (no requests, or an adapter whose answers always fit), so results pay nothing."""
@@ -454,7 +454,7 @@ class Provider(abc.ABC):
         """
         return None
 
-    async def realtime(self, prepared: Prepared) -> Any:
+    async def realtime(self, prepared: Line) -> Any:
         """Capability ``realtime``: send one request through the realtime API; returns its
         body or raises its error."""
         raise NotImplementedError(f"{self.name} cannot send requests realtime")

@@ -1,7 +1,7 @@
 """Upload bodies made from a batch's encoded lines as they are sent, never whole in memory.
 
 A batch of 50,000 lines can be 200 MB. Each line's JSON is in memory once already (its
-``Prepared.data``, kept until the batch ends so that expired lines can be sent again). Joining
+``Line.data``, kept until the batch ends so that expired lines can be sent again). Joining
 the lines into one upload would hold them a second time, and handing the socket one 200 MB
 object a third: asyncio copies into its buffer whatever the socket does not take at once. A
 ``Body`` writes the upload as it is read instead, about ``CHUNK`` bytes at a time, and knows its

@@ -44,7 +44,7 @@ from ._base import (
     BatchStatus,
     Capability,
     Limits,
-    Prepared,
+    Line,
     Provider,
     Usage,
     encode_body,
@@ -135,7 +135,7 @@ class FakeProvider(Provider):
 
     # -- on the caller's thread -------------------------------------------------------------
 
-    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Prepared:
+    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Line:
         path = "/" + endpoint.strip().strip("/")
         path = path if path.startswith("/v1/") else "/v1" + path
         if path not in _ENDPOINTS:
@@ -150,7 +150,7 @@ class FakeProvider(Provider):
         embeddings = path == "/v1/embeddings"
         value = body.get("input")
         inputs = len(value) if embeddings and isinstance(value, list) and value else 1
-        return Prepared(
+        return Line(
             key=(path, model),
             endpoint=path,
             data=data,
@@ -168,7 +168,7 @@ class FakeProvider(Provider):
     async def submit(
         self,
         key: Hashable,
-        lines: Sequence[Prepared],
+        lines: Sequence[Line],
         metadata: Mapping[str, str],
         before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
@@ -244,7 +244,7 @@ class FakeProvider(Provider):
             stream=name,
         )
 
-    async def realtime(self, prepared: Prepared) -> Any:
+    async def realtime(self, prepared: Line) -> Any:
         self._fault("realtime")
         self.realtime_calls += 1
         status, body = _answer(prepared.endpoint, prepared.data)

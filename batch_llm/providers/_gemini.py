@@ -73,8 +73,8 @@ from ._base import (
     BatchState,
     BatchStatus,
     Limits,
+    Line,
     Outcome,
-    Prepared,
     Usage,
     encode_body,
     new_usage,
@@ -314,7 +314,7 @@ class GeminiProvider(SDKProvider["Client"]):
 
     # -- on the caller's thread ---------------------------------------------------------------
 
-    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Prepared:
+    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Line:
         path = normalize_endpoint(endpoint)
         if path is None:
             raise UnsupportedEndpointError(
@@ -347,7 +347,7 @@ class GeminiProvider(SDKProvider["Client"]):
         except (ValueError, TypeError) as exc:  # the SDK's own checks (pydantic errors included)
             raise InvalidRequestError(f"invalid {path} request: {exc}") from None
         data = encode_body(request)
-        return Prepared(
+        return Line(
             key=shared_key(path, name),
             endpoint=path,
             data=data,
@@ -364,7 +364,7 @@ class GeminiProvider(SDKProvider["Client"]):
     async def submit(
         self,
         key: Hashable,
-        lines: Sequence[Prepared],
+        lines: Sequence[Line],
         metadata: Mapping[str, str],
         before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
@@ -514,7 +514,7 @@ class GeminiProvider(SDKProvider["Client"]):
             if not token:
                 return None
 
-    async def realtime(self, prepared: Prepared) -> Any:
+    async def realtime(self, prepared: Line) -> Any:
         """The same request through the realtime API; the answer as batch results give it."""
         endpoint, model = cast("tuple[str, str]", prepared.key)
         if endpoint == EMBED:
@@ -576,7 +576,7 @@ class GeminiProvider(SDKProvider["Client"]):
         with gc_paused():
             return json.loads(raw), raw
 
-    async def _upload(self, lines: Sequence[Prepared], display: str) -> str:
+    async def _upload(self, lines: Sequence[Line], display: str) -> str:
         frame = len(b'{"key":"","request":}\n')
         size = sum(encoded_len(line.custom_id) + len(line.data) + frame for line in lines)
 

@@ -35,8 +35,8 @@ from ._base import (
     BatchState,
     BatchStatus,
     Limits,
+    Line,
     Outcome,
-    Prepared,
     Usage,
     encode_body,
     new_usage,
@@ -168,7 +168,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
 
     # -- on the caller's thread ---------------------------------------------------------------
 
-    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Prepared:
+    def prepare(self, endpoint: str, body: Mapping[str, Any]) -> Line:
         path = normalize_endpoint(endpoint)
         if path not in _ENDPOINTS:
             raise UnsupportedEndpointError(
@@ -191,7 +191,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         else:
             # OpenAI samples at temperature 1 unless told otherwise.
             deterministic = body.get("temperature") == 0 and body.get("n", 1) == 1
-        return Prepared(
+        return Line(
             key=shared_key(path, model),
             endpoint=path,
             data=data,
@@ -210,7 +210,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
     async def submit(
         self,
         key: Hashable,
-        lines: Sequence[Prepared],
+        lines: Sequence[Line],
         metadata: Mapping[str, str],
         before_create: Callable[[], Awaitable[None]] | None = None,
     ) -> BatchStatus:
@@ -283,7 +283,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
                 return None
         return None
 
-    async def realtime(self, prepared: Prepared) -> Any:
+    async def realtime(self, prepared: Line) -> Any:
         body = await self.client.post(
             prepared.endpoint.removeprefix("/v1"), body=json.loads(prepared.data), cast_to=object
         )
@@ -296,7 +296,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
     def checks_answers(self, endpoint: str | None) -> bool:
         return endpoint is None or normalize_endpoint(endpoint) == EMBEDDINGS
 
-    def check_answer(self, prepared: Prepared, body: Any) -> None:
+    def check_answer(self, prepared: Line, body: Any) -> None:
         """An embeddings answer holds one vector per input, indexed 0 to n-1: with one too
         few or too many, no vector can be trusted to belong to its text."""
         if prepared.endpoint != EMBEDDINGS:
@@ -405,7 +405,7 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
         return client._make_status_error_from_response(response)
 
 
-def _jsonl(lines: Sequence[Prepared], endpoint: str) -> Body:
+def _jsonl(lines: Sequence[Line], endpoint: str) -> Body:
     """The batch's input file, one line per request, made as the upload reads it."""
     url = endpoint.encode()
     # What each line adds around its custom_id and body.

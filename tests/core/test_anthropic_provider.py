@@ -211,7 +211,7 @@ def test_cancel(provider: AnthropicProvider, emulator: Emulator) -> None:
 def test_submit_sends_the_encoded_bodies_as_they_are(
     provider: AnthropicProvider, emulator: Emulator
 ) -> None:
-    # Key order and non-ASCII text survive: the payload is built from Prepared.data bytes.
+    # Key order and non-ASCII text survive: the payload is built from Line.data bytes.
     body = {"max_tokens": 20, "model": HAIKU, "messages": [{"role": "user", "content": "héllo ✓"}]}
     prepared = provider.prepare("messages", body)
     assert prepared.data == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

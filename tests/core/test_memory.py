@@ -27,7 +27,7 @@ from batch_llm._batch import Queue
 from batch_llm._inflight import InFlight
 from batch_llm._trim import release_freed_memory
 from batch_llm.emulator import Emulator
-from batch_llm.providers import Prepared, Provider
+from batch_llm.providers import Line, Provider
 from batch_llm.providers._body import Body, spans
 
 # -- the upload body ----------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _lines(provider: Provider, bodies: list[dict[str, Any]]) -> list[Prepared]:
+def _lines(provider: Provider, bodies: list[dict[str, Any]]) -> list[Line]:
     lines = []
     for i, body in enumerate(bodies):
         line = provider.prepare(CHAT if isinstance(provider, OpenAIProvider) else "messages", body)
@@ -149,7 +149,7 @@ def _lines(provider: Provider, bodies: list[dict[str, Any]]) -> list[Prepared]:
     return lines
 
 
-def _upload_peak(provider: Provider, lines: list[Prepared]) -> tuple[int, Any]:
+def _upload_peak(provider: Provider, lines: list[Line]) -> tuple[int, Any]:
     """Submit ``lines`` (after a warm-up submit that pays the SDK's lazy imports) and return
     the most memory traced while submitting, over what was traced before."""
 
@@ -253,7 +253,7 @@ def test_a_request_body_is_let_go_as_its_answer_is_handed_out(
 
     def count(done: Any) -> None:
         alive.append(
-            sum(isinstance(o, Prepared) and o.custom_id == done.custom_id for o in gc.get_objects())
+            sum(isinstance(o, Line) and o.custom_id == done.custom_id for o in gc.get_objects())
         )
 
     first.add_done_callback(count)

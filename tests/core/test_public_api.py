@@ -1,5 +1,7 @@
 """The public surface is what `__all__` says, no more, no less."""
 
+import pytest
+
 import batch_llm
 import batch_llm.emulator
 import batch_llm.providers
@@ -70,3 +72,10 @@ def test_every_exported_name_exists_in_subpackages() -> None:
             assert hasattr(module, name), f"{module.__name__}.{name}"
         private = [n for n in module.__all__ if n.startswith("_")]
         assert private == []
+
+
+def test_a_line_of_a_batch_keeps_its_old_name_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="Prepared is now batch_llm.providers.Line"):
+        old = batch_llm.providers.Prepared  # type: ignore[attr-defined]
+    assert old is batch_llm.providers.Line
+    assert "Prepared" not in batch_llm.providers.__all__
