@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -280,18 +281,22 @@ def test_a_failed_write_nobody_waits_on_is_logged_once_per_cause(
     assert writer.failures == 3
 
 
+class _SlowResults(SQLiteJournal):
+    """A journal that stores result rows only once ``gate`` opens."""
+
+    def __init__(self, path: Path, gate: threading.Event) -> None:
+        super().__init__(path)
+        self.gate = gate
+
+    def append_results(self, *args: Any) -> None:
+        self.gate.wait(10)
+        super().append_results(*args)
+
+
 def test_result_bytes_waiting_for_the_journal_hold_the_reader_back(tmp_path: Path) -> None:
     """The reader gets ahead of a slow journal by ``max_queued`` bytes at most."""
-    import threading
-
     gate = threading.Event()
-
-    class Slow(SQLiteJournal):
-        def append_results(self, *args: Any) -> None:
-            gate.wait(10)
-            super().append_results(*args)
-
-    journal = Slow(tmp_path / "journal.sqlite3")
+    journal = _SlowResults(tmp_path / "journal.sqlite3", gate)
     journal.claim(Intent("i", "p", "d", CHAT, 0, owner="me"), ["a"], lease=30)
     writer = JournalWriter(journal, max_queued=ROW_BYTES * 5 // 2)
 
@@ -320,16 +325,8 @@ def test_result_bytes_waiting_for_the_journal_hold_the_reader_back(tmp_path: Pat
 def test_the_bound_on_result_bytes_covers_every_batch_read_at_once(tmp_path: Path) -> None:
     """Batches whose results are read together share the writer's ``max_queued`` bytes: the
     second is held back by what the first queued."""
-    import threading
-
     gate = threading.Event()
-
-    class Slow(SQLiteJournal):
-        def append_results(self, *args: Any) -> None:
-            gate.wait(10)
-            super().append_results(*args)
-
-    journal = Slow(tmp_path / "journal.sqlite3")
+    journal = _SlowResults(tmp_path / "journal.sqlite3", gate)
     for intent in ("a", "b"):
         journal.claim(Intent(intent, "p", "d", CHAT, 0, owner="me"), [intent], lease=30)
     writer = JournalWriter(journal, max_queued=ROW_BYTES * 3 // 2)
