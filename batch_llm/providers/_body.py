@@ -19,9 +19,12 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["CHUNK", "Body", "BodyFile", "encoded_len", "spans"]
+if TYPE_CHECKING:
+    from ._base import Line
+
+__all__ = ["CHUNK", "Body", "BodyFile", "encoded_len", "jsonl_body", "spans"]
 
 #: About how many bytes of the upload are made at a time.
 CHUNK = 256 * 1024
@@ -152,6 +155,24 @@ def spans(items: Sequence[T], nbytes: int, target: int = CHUNK) -> Iterator[Sequ
     step = max(1, target * len(items) // max(nbytes, 1))
     for start in range(0, len(items), step):
         yield items[start : start + step]
+
+
+def jsonl_body(lines: Sequence[Line], head: bytes, middle: bytes) -> Body:
+    """A JSONL input file of one object per line, ``head + custom_id + middle + data + "}"``:
+    each provider's framing of a line (its id's key before, the body's key after), made as
+    the upload reads it."""
+    frame = len(head) + len(middle) + len(b"}\n")
+    size = sum(encoded_len(line.custom_id) + len(line.data) for line in lines)
+    size += frame * len(lines)
+
+    def chunks() -> Iterator[bytes]:
+        for span in spans(lines, size):
+            parts: list[bytes] = []
+            for line in span:
+                parts += (head, line.custom_id.encode(), middle, line.data, b"}\n")
+            yield b"".join(parts)
+
+    return Body(chunks, size)
 
 
 def encoded_len(text: str) -> int:

@@ -54,7 +54,6 @@ from collections.abc import (
     Awaitable,
     Callable,
     Hashable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -80,7 +79,7 @@ from ._base import (
     new_usage,
     shared_key,
 )
-from ._body import Body, encoded_len, spans
+from ._body import jsonl_body
 from ._sdk import SDKProvider, malformed_result, parse_result_lines, shared_ssl_context
 
 if TYPE_CHECKING:
@@ -577,24 +576,8 @@ class GeminiProvider(SDKProvider["Client"]):
             return json.loads(raw), raw
 
     async def _upload(self, lines: Sequence[Line], display: str) -> str:
-        frame = len(b'{"key":"","request":}\n')
-        size = sum(encoded_len(line.custom_id) + len(line.data) + frame for line in lines)
-
-        def chunks() -> Iterator[bytes]:
-            for span in spans(lines, size):
-                parts: list[bytes] = []
-                for line in span:
-                    parts += (
-                        b'{"key":"',
-                        line.custom_id.encode(),
-                        b'","request":',
-                        line.data,
-                        b"}\n",
-                    )
-                yield b"".join(parts)
-
         # Made as the SDK reads it (8 MB at a time), never whole in memory.
-        with Body(chunks, size) as body:
+        with jsonl_body(lines, b'{"key":"', b'","request":') as body:
             uploaded = await self.client.aio.files.upload(
                 file=body.file(),
                 config={"mime_type": "application/jsonl", "display_name": display},

@@ -16,7 +16,6 @@ from collections.abc import (
     Awaitable,
     Callable,
     Hashable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -42,7 +41,7 @@ from ._base import (
     new_usage,
     shared_key,
 )
-from ._body import Body, encoded_len, spans
+from ._body import Body, jsonl_body
 from ._sdk import (
     NO_SDK_RETRIES,
     SDKProvider,
@@ -407,28 +406,8 @@ class OpenAIProvider(SDKProvider["AsyncOpenAI"]):
 
 def _jsonl(lines: Sequence[Line], endpoint: str) -> Body:
     """The batch's input file, one line per request, made as the upload reads it."""
-    url = endpoint.encode()
-    # What each line adds around its custom_id and body.
-    frame = len(b'{"custom_id":"","method":"POST","url":"","body":}\n') + len(url)
-    size = sum(encoded_len(line.custom_id) + len(line.data) for line in lines)
-    size += frame * len(lines)
-
-    def chunks() -> Iterator[bytes]:
-        for span in spans(lines, size):
-            parts: list[bytes] = []
-            for line in span:
-                parts += (
-                    b'{"custom_id":"',
-                    line.custom_id.encode(),
-                    b'","method":"POST","url":"',
-                    url,
-                    b'","body":',
-                    line.data,
-                    b"}\n",
-                )
-            yield b"".join(parts)
-
-    return Body(chunks, size)
+    middle = b'","method":"POST","url":"' + endpoint.encode() + b'","body":'
+    return jsonl_body(lines, b'{"custom_id":"', middle)
 
 
 def _sdk_dumps(path: str, body: Mapping[str, Any]) -> bytes:
