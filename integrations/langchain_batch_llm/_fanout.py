@@ -31,7 +31,8 @@ import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar, cast
 
 from langchain_core.caches import BaseCache
 from langchain_core.callbacks import (
@@ -192,7 +193,8 @@ def _group_key(config: RunnableConfig) -> Any:
 
 
 #: Where a request's body was, once it is encoded and queued: only its context is read again.
-_SENT: dict[str, Any] = {}
+#: One for all requests, read-only, so a stray write fails instead of reaching every request.
+_SENT = cast(dict[str, Any], MappingProxyType({}))
 
 
 class FanOut:

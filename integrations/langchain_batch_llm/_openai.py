@@ -22,7 +22,8 @@ import base64
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, Self, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -107,8 +108,8 @@ def _responses_methods() -> _SDKMethods:
     return _SDKMethods(Responses.create, Responses.parse)
 
 
-#: A plain chat request's context: the same for every request, so shared (nothing writes it).
-_CHAT_CONTEXT: dict[str, Any] = {"kind": "chat"}
+#: A plain chat request's context: the same for every request, so shared, and read-only.
+_CHAT_CONTEXT = cast(dict[str, Any], MappingProxyType({"kind": "chat"}))
 
 
 def _chat_request(payload: dict[str, Any]) -> BatchRequest:
