@@ -455,12 +455,11 @@ class FanOut:
         outcome = self._finish_one(item)
         return outcome if isinstance(outcome, BaseException) else keep(outcome)
 
-    def finish(self, indexes: Iterable[int] | None = None) -> list[ChatResult | BaseException]:
-        """Finish inputs (all, or those at ``indexes``) whose answers are in, and return their
-        outcomes."""
-        chosen = self.items if indexes is None else [self.items[i] for i in indexes]
+    def finish(self, indexes: Iterable[int]) -> list[ChatResult | BaseException]:
+        """Finish the inputs at ``indexes``, whose answers are in, and return their outcomes
+        (``batch_as_completed``; whole fan-outs finish as answered)."""
         with gc_paused():
-            return [self._finish_one(item) for item in chosen]
+            return [self._finish_one(self.items[i]) for i in indexes]
 
     def _finish_one(self, item: _Input) -> ChatResult | BaseException:
         """Run one input through ``_generate_with_cache``, end its callback run, and return its
