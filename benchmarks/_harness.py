@@ -86,57 +86,26 @@ def run_side(script: str, side: str, url: str, args: Sequence[str]) -> dict[str,
     return result
 
 
-def floor_batch(
-    url: str,
-    endpoint: str,
-    bodies: list[dict[str, Any]],
-    *,
-    poll: float,
-    read: Callable[[Any], Any] | None = None,
-) -> list[Any]:
-    """The floor: the bare openai SDK doing one batch by hand (JSONL, upload, create, poll,
-    download, parse), returning response bodies in input order, or what ``read`` makes of
-    each body as its line is parsed (the body itself is then not kept)."""
-    import openai
-
-    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-bench")
-    lines = [
-        json.dumps({"custom_id": f"r{i}", "method": "POST", "url": endpoint, "body": body})
-        for i, body in enumerate(bodies)
-    ]
-    uploaded = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
-    del lines
-    batch = client.batches.create(
-        input_file_id=uploaded.id,
-        endpoint=endpoint,  # type: ignore[arg-type]
-        completion_window="24h",
-    )
-    while batch.status not in ("completed", "failed", "expired", "cancelled"):
-        time.sleep(poll)
-        batch = client.batches.retrieve(batch.id)
-    results: list[Any] = [None] * len(bodies)
-    assert batch.output_file_id, batch
-    for line in client.files.content(batch.output_file_id).text.splitlines():
-        row = json.loads(line)
-        body = row["response"]["body"]
-        results[int(row["custom_id"][1:])] = body if read is None else read(body)
-    return results
-
-
 #: OpenAI's most requests in one batch: the floor cuts larger workloads into batches this big.
 BATCH_LIMIT = 50_000
 _ENDED = ("completed", "failed", "expired", "cancelled")
 
 
 def floor_batches(
-    url: str, endpoint: str, bodies: Iterable[dict[str, Any]], *, poll: float
+    url: str,
+    endpoint: str,
+    bodies: Iterable[dict[str, Any]],
+    *,
+    poll: float,
+    read: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
     """The floor that keeps every response body: the bare openai SDK by hand, as lean as it
     goes. Each batch of at most ``BATCH_LIMIT`` bodies is taken from ``bodies`` (a list or a
     generator), built into JSONL, uploaded and created in turn, its JSONL dropped once
     uploaded; then all are polled, and each finished batch's output is read as a stream, a
     network chunk's lines decoded as one JSON array (keys shared, nothing held twice), into
-    response bodies returned in input order."""
+    response bodies returned in input order, or what ``read`` makes of each body as its line
+    is decoded (the body itself is then not kept)."""
     import openai
 
     client = openai.OpenAI(base_url=url + "/v1", api_key="sk-bench")
@@ -172,16 +141,17 @@ def floor_batches(
                 for data in response.iter_bytes():
                     lines = (rest + data).split(b"\n")
                     rest = lines.pop()
-                    _keep(results, lines)
-                _keep(results, [rest])
+                    _keep(results, lines, read)
+                _keep(results, [rest], read)
     return results
 
 
-def _keep(results: list[Any], lines: list[bytes]) -> None:
+def _keep(results: list[Any], lines: list[bytes], read: Callable[[Any], Any] | None) -> None:
     lines = [line for line in lines if line.strip()]
     if lines:
         for row in json.loads(b"[" + b",".join(lines) + b"]"):
-            results[int(row["custom_id"][1:])] = row["response"]["body"]
+            body = row["response"]["body"]
+            results[int(row["custom_id"][1:])] = body if read is None else read(body)
 
 
 def peak_rss_mb() -> float:

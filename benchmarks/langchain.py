@@ -64,7 +64,7 @@ def floor_side(url: str, n: int) -> None:
 
     start, cpu = time.perf_counter(), time.process_time()
     bodies = [model._get_request_payload(text) for text in prompts(n)]
-    messages = _harness.floor_batch(url, CHAT, bodies, poll=POLL, read=message)
+    messages = _harness.floor_batches(url, CHAT, bodies, poll=POLL, read=message)
     answers = [m.content for m in messages]
     assert len(answers) == n and all(answers)
     wall = time.perf_counter() - start
@@ -86,7 +86,7 @@ def sdk_side(url: str, n: int) -> None:
         }
         for text in prompts(n)
     ]
-    results = _harness.floor_batch(url, CHAT, bodies, poll=POLL)
+    results = _harness.floor_batches(url, CHAT, bodies, poll=POLL)
     answers = [body["choices"][0]["message"]["content"] for body in results]
     assert len(answers) == n and all(answers)
     wall = time.perf_counter() - start
